@@ -1,0 +1,181 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options are the plain inputs every registry conversation needs. The zero value talks anonymously over HTTPS
+// with the system trust roots (plain HTTP only to loopback hosts).
+type Options struct {
+	// Keychain resolves credentials per registry; nil means anonymous.
+	Keychain authn.Keychain
+	// CABundle holds extra PEM certificates trusted in addition to the system roots.
+	CABundle []byte
+	// Insecure lists registry hosts (host or host:port) that may be reached over plain HTTP. Loopback hosts
+	// (localhost, 127.0.0.0/8, ::1) never need to be listed.
+	Insecure []string
+	// Jobs bounds how many blobs are copied at once; zero means 4.
+	Jobs int
+	// Retry controls how transient failures are retried; the zero value retries 5 times from 200ms.
+	Retry RetryPolicy
+	// UserAgent is sent with every request; empty means "ferry".
+	UserAgent string
+}
+
+// RetryPolicy bounds the retries of transient registry failures (5xx, 429, connection resets, timeouts).
+type RetryPolicy struct {
+	// Attempts is the total number of tries of one operation; zero means 5.
+	Attempts int
+	// Initial is the first backoff; it doubles on each retry up to Max. Zero means 200ms.
+	Initial time.Duration
+	// Max caps one backoff; zero means 5s.
+	Max time.Duration
+}
+
+func (o Options) jobs() int {
+	if o.Jobs <= 0 {
+		return 4
+	}
+	return o.Jobs
+}
+
+func (o Options) userAgent() string {
+	if o.UserAgent == "" {
+		return "ferry"
+	}
+	return o.UserAgent
+}
+
+func (o Options) keychain() authn.Keychain {
+	if o.Keychain == nil {
+		return anonymousKeychain{}
+	}
+	return o.Keychain
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.Attempts <= 0 {
+		p.Attempts = 5
+	}
+	if p.Initial <= 0 {
+		p.Initial = 200 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 5 * time.Second
+	}
+	return p
+}
+
+type anonymousKeychain struct{}
+
+func (anonymousKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.Anonymous, nil
+}
+
+// IsLoopback reports whether host (with or without a port) names this machine: localhost, 127.0.0.0/8 or ::1.
+// Only such hosts may be reached over plain HTTP without being marked insecure.
+func IsLoopback(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// plainHTTPAllowed says whether the registry host may be spoken to without TLS.
+func (o Options) plainHTTPAllowed(host string) bool {
+	if IsLoopback(host) {
+		return true
+	}
+	for _, h := range o.Insecure {
+		if strings.EqualFold(strings.TrimSpace(h), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// httpTransport builds the connection-pooling transport trusting the system roots plus the CA bundle.
+func (o Options) httpTransport() (*http.Transport, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if len(o.CABundle) > 0 && !pool.AppendCertsFromPEM(o.CABundle) {
+		return nil, errors.New("CA bundle: no PEM certificate could be parsed")
+	}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   2 * o.jobs(),
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return t, nil
+}
+
+// policyTransport refuses plain-HTTP requests to hosts that are neither loopback nor marked insecure, whoever
+// builds the request (Ferry's copier or go-containerregistry's remote package).
+type policyTransport struct {
+	opts  Options
+	inner http.RoundTripper
+}
+
+func (p policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !p.opts.plainHTTPAllowed(req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only loopback hosts or registries marked insecure may skip TLS", req.URL.Host)
+	}
+	return p.inner.RoundTrip(req)
+}
+
+// RemoteOptions returns go-containerregistry remote options that follow the same credentials, trust and
+// plain-HTTP policy as Ferry's copier, for engines (signature discovery, the controller) that use remote directly.
+// Parse their references with ParseReference so that insecure registries are marked as such.
+func RemoteOptions(ctx context.Context, o Options) ([]remote.Option, error) {
+	t, err := o.httpTransport()
+	if err != nil {
+		return nil, err
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(o.keychain()),
+		remote.WithTransport(policyTransport{opts: o, inner: t}),
+		remote.WithUserAgent(o.userAgent()),
+		remote.WithJobs(o.jobs()),
+	}, nil
+}
+
+// registryName builds the go-containerregistry registry name, marking it insecure when plain HTTP is allowed so
+// that the authentication handshake may fall back to HTTP.
+func (o Options) registryName(host string) (name.Registry, error) {
+	var nopts []name.Option
+	if o.plainHTTPAllowed(host) {
+		nopts = append(nopts, name.Insecure)
+	}
+	return name.NewRegistry(host, append(nopts, name.StrictValidation)...)
+}
