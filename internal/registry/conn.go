@@ -37,9 +37,10 @@ type conn struct {
 	base   http.RoundTripper // policy + counting + connection pool
 	scopes []string
 
-	mu     sync.Mutex
-	scheme string            // "https", or "http" for hosts allowed plain HTTP until they prove to speak TLS
-	authed http.RoundTripper // set after the first challenge
+	mu            sync.Mutex
+	scheme        string // "https", or "http" for hosts allowed plain HTTP until they prove to speak TLS
+	schemeSettled bool
+	authed        http.RoundTripper // set after the first challenge
 }
 
 func newConn(reg name.Registry, opts Options, base http.RoundTripper, scopes []string) *conn {
@@ -65,6 +66,10 @@ func (c *conn) do(ctx context.Context, build func(url string) (*http.Request, er
 	}
 	if err := transport.CheckError(resp, ok...); err != nil {
 		resp.Body.Close()
+		var te *transport.Error
+		if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+			return nil, fmt.Errorf("registry %s denied access (credentials missing or refused): %w", c.reg.RegistryStr(), err)
+		}
 		return nil, err
 	}
 	return resp, nil
@@ -75,7 +80,8 @@ func (c *conn) send(ctx context.Context, build func(url string) (*http.Request, 
 	if err != nil {
 		return nil, err
 	}
-	if c.switchedToTLS(resp) {
+	if c.switchedToTLS(ctx, resp) {
+		resp.Body.Close()
 		return c.roundTrip(ctx, build, path)
 	}
 	if resp.StatusCode != http.StatusUnauthorized {
@@ -117,20 +123,41 @@ func (c *conn) roundTrip(ctx context.Context, build func(url string) (*http.Requ
 }
 
 // switchedToTLS recognises a TLS server's answer to a plain-HTTP request (hosts allowed plain HTTP are tried
-// without TLS first) and switches this registry to HTTPS.
-func (c *conn) switchedToTLS(resp *http.Response) bool {
-	if resp.StatusCode != http.StatusBadRequest || resp.Request == nil || resp.Request.URL.Scheme != "http" {
+// without TLS first) and switches this registry to HTTPS. Only the first answers of a registry are examined:
+// once it answered anything but 400 over plain HTTP, it speaks plain HTTP.
+func (c *conn) switchedToTLS(ctx context.Context, resp *http.Response) bool {
+	c.mu.Lock()
+	settled := c.schemeSettled
+	c.mu.Unlock()
+	if settled || resp.Request == nil || resp.Request.URL.Scheme != "http" {
+		return false
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		c.mu.Lock()
+		c.schemeSettled = true
+		c.mu.Unlock()
 		return false
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	resp.Body = io.NopCloser(strings.NewReader(string(body)))
-	lower := strings.ToLower(string(body))
-	if !strings.Contains(lower, "https") {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if resp.Request.Method == http.MethodHead {
+		// A HEAD answer has no body to tell why; ask the API root, whose answer does.
+		probe, err := c.roundTrip(ctx, newRequest(http.MethodGet, nil, nil), "/v2/")
+		if err != nil {
+			return false
+		}
+		defer probe.Body.Close()
+		if probe.StatusCode != http.StatusBadRequest {
+			return false
+		}
+		body, _ = io.ReadAll(io.LimitReader(probe.Body, 4096))
+	}
+	if !strings.Contains(strings.ToLower(string(body)), "https") {
 		return false
 	}
 	c.mu.Lock()
-	c.scheme = "https"
+	c.scheme, c.schemeSettled = "https", true
 	c.mu.Unlock()
 	return true
 }
