@@ -1,0 +1,94 @@
+package pin
+
+import (
+	"fmt"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// HelmValues pins the image at a dotted key path (e.g. "app.image") of a Helm values file. Two shapes are
+// understood:
+//   - a string: it becomes "repository@sha256:…";
+//   - a map in the common chart convention {registry?, repository, tag?, digest?}: `digest` is set (added after
+//     `repository` when missing), `tag` is removed so no chart can prefer it, and `repository` (and `registry` when
+//     present) are rewritten only when the image moved to another repository. Charts whose templates ignore
+//     `digest` must point --key at a string value instead.
+func HelmValues(file string, src []byte, key string, t Target) (Result, error) {
+	path := strings.Split(key, ".")
+	for _, p := range path {
+		if p == "" {
+			return Result{}, fmt.Errorf("key %q is not a dotted path like image or app.image", key)
+		}
+	}
+	return run(file, src, t, func(s *source) (int, string, error) {
+		if len(s.docs) != 1 {
+			return 0, "", fmt.Errorf("%s: a values file must hold exactly one YAML document, found %d", file, len(s.docs))
+		}
+		node := rootMapping(s.docs[0])
+		for _, p := range path {
+			if _, node = lookup(node, p); node == nil {
+				return 0, "", fmt.Errorf("%w: key %s not found in %s", ErrNotFound, key, file)
+			}
+		}
+		switch node.Kind {
+		case yaml.ScalarNode:
+			return s.pinHelmString(node, key, t)
+		case yaml.MappingNode:
+			return s.pinHelmMap(node, key, t)
+		}
+		return 0, "", s.errorf(node, "key %s holds neither an image string nor a map with repository", key)
+	})
+}
+
+func (s *source) pinHelmString(n *yaml.Node, key string, t Target) (int, string, error) {
+	if !t.matches(Repository(n.Value)) {
+		return 0, "", fmt.Errorf("%w: key %s in %s holds %q, not image %s", ErrNotFound, key, s.file, n.Value,
+			Repository(t.Image))
+	}
+	if n.Value != t.pinned() {
+		if err := s.replace(n, t.pinned(), false); err != nil {
+			return 0, "", err
+		}
+	}
+	return 1, DigestOf(n.Value), nil
+}
+
+func (s *source) pinHelmMap(m *yaml.Node, key string, t Target) (int, string, error) {
+	rk, rv := lookup(m, "repository")
+	if rv == nil || rv.Kind != yaml.ScalarNode {
+		return 0, "", s.errorf(m, "key %s is a map without a repository string", key)
+	}
+	registry, hasRegistry := scalarValue(m, "registry")
+	current := rv.Value
+	if hasRegistry && registry != "" {
+		current = registry + "/" + rv.Value
+	}
+	if !t.matches(current) && !t.matches(rv.Value) {
+		return 0, "", fmt.Errorf("%w: key %s in %s holds repository %q, not image %s", ErrNotFound, key, s.file,
+			current, Repository(t.Image))
+	}
+	prev, _ := scalarValue(m, "digest")
+	if !sameRepo(current, t.repo()) {
+		if err := s.moveRepository(m, rk, rv, hasRegistry, t.repo()); err != nil {
+			return 0, "", err
+		}
+	}
+	return 1, prev, s.pinDigest(m, "tag", t.Digest, rk, rv)
+}
+
+// moveRepository points the map at another repository, splitting it into registry and path when the chart keeps
+// them apart.
+func (s *source) moveRepository(m, rk, rv *yaml.Node, hasRegistry bool, repo string) error {
+	if !hasRegistry {
+		return s.setKey(m, "repository", repo, rk, rv)
+	}
+	registry, path := "docker.io", repo
+	if first, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		registry, path = first, rest
+	}
+	if err := s.setKey(m, "registry", registry, rk, rv); err != nil {
+		return err
+	}
+	return s.setKey(m, "repository", path, rk, rv)
+}
