@@ -201,8 +201,11 @@ func putManifest(ctx context.Context, c *conn, repo name.Repository, ref string,
 
 // listTags returns every tag of repo, following pagination; a repository the registry does not know has none.
 func listTags(ctx context.Context, c *conn, repo name.Repository) ([]string, error) {
+	return listTagsFrom(ctx, c, repo, fmt.Sprintf("/v2/%s/tags/list?n=1000", repo.RepositoryStr()))
+}
+
+func listTagsFrom(ctx context.Context, c *conn, repo name.Repository, next string) ([]string, error) {
 	var all []string
-	next := fmt.Sprintf("/v2/%s/tags/list?n=1000", repo.RepositoryStr())
 	for pages := 0; next != ""; pages++ {
 		if pages > 10000 {
 			return nil, permanentError{fmt.Errorf("listing tags of %s: too many pages", repo)}
