@@ -1,0 +1,373 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StageSpec is one environment of the pipeline: where the digest is copied, where Git declares it, how it is
+// approved, synced, analysed and gated before the next stage may take it.
+type StageSpec struct {
+	// Name of the stage, a DNS label unique within the Promotion, for example "staging".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Registry is the stage's own image repository. The digest, with every signature, attestation and SBOM
+	// attached to it, is copied there and verified again before Git is changed.
+	// +required
+	Registry StageRegistry `json:"registry"`
+
+	// Path is the folder of the stage in the Git repository, relative to its root, for example "envs/prod".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="path must be relative to the repository root and must not contain '..'"
+	Path string `json:"path"`
+
+	// Manifest says how the digest is written into the files under Path.
+	// +optional
+	// +kubebuilder:default={format: Kustomize}
+	Manifest ManifestSpec `json:"manifest,omitempty"`
+
+	// Approval decides whether Ferry commits directly or opens a pull request that a release manager merges.
+	// +optional
+	// +kubebuilder:default={mode: Automatic}
+	Approval ApprovalSpec `json:"approval,omitempty"`
+
+	// Sync is where and how the stage's Git path is applied to a cluster.
+	// +required
+	Sync SyncSpec `json:"sync"`
+
+	// Canary rolls the new digest out in weighted steps before it takes all replicas.
+	// +optional
+	Canary *CanarySpec `json:"canary,omitempty"`
+
+	// Analysis gates the rollout on Prometheus metrics.
+	// +optional
+	Analysis *AnalysisSpec `json:"analysis,omitempty"`
+
+	// Gates must pass before the next stage may take this stage's digest.
+	// +optional
+	Gates GatesSpec `json:"gates,omitempty"`
+
+	// Rollback says when Ferry rolls the stage back on its own, by committing the previous digest to Git.
+	// +optional
+	Rollback RollbackPolicy `json:"rollback,omitempty"`
+}
+
+// StageRegistry is a stage's image repository and how to reach it.
+type StageRegistry struct {
+	// Repository is the destination repository without tag or digest, for example
+	// "registry.prod.example.com/shop".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@') && !self.matches(':[^/]*$')",message="registry.repository: must be a repository without tag or digest"
+	Repository string `json:"repository"`
+
+	RegistryAccess `json:",inline"`
+}
+
+// ManifestFormat is how a digest is written into a stage's files.
+// +kubebuilder:validation:Enum=Kustomize;Plain;HelmValues
+type ManifestFormat string
+
+// Manifest formats.
+const (
+	// ManifestKustomize sets the digest in the images: list of kustomization.yaml.
+	ManifestKustomize ManifestFormat = "Kustomize"
+	// ManifestPlain sets the image of every matching container in plain Kubernetes manifests.
+	ManifestPlain ManifestFormat = "Plain"
+	// ManifestHelmValues sets the image at a key path of a Helm values file.
+	ManifestHelmValues ManifestFormat = "HelmValues"
+)
+
+// ManifestSpec says how the digest is written into the files of a stage.
+// +kubebuilder:validation:XValidation:rule="(self.format == 'HelmValues') == has(self.helm)",message="manifest.helm: required when format is HelmValues, and only then",fieldPath=".helm",reason="FieldValueInvalid"
+type ManifestSpec struct {
+	// Format of the stage's files.
+	// +optional
+	// +kubebuilder:default=Kustomize
+	Format ManifestFormat `json:"format,omitempty"`
+
+	// Image is the image name as written in the manifests, when it differs from the stage registry repository
+	// (for example the source image, rewritten by kustomize). Defaults to the stage registry repository.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// Helm locates the image in a Helm values file.
+	// +optional
+	Helm *HelmValuesSpec `json:"helm,omitempty"`
+}
+
+// HelmValuesSpec locates an image in a Helm values file.
+type HelmValuesSpec struct {
+	// File is the values file, relative to the stage path.
+	// +optional
+	// +kubebuilder:default="values.yaml"
+	// +kubebuilder:validation:MaxLength=1024
+	File string `json:"file,omitempty"`
+
+	// KeyPath is the dotted path of the image value, for example "image" or "app.image".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
+	KeyPath string `json:"keyPath"`
+}
+
+// ApprovalMode is how a stage's Git change is approved.
+// +kubebuilder:validation:Enum=Automatic;PullRequest
+type ApprovalMode string
+
+// Approval modes.
+const (
+	// ApprovalAutomatic commits straight to the branch.
+	ApprovalAutomatic ApprovalMode = "Automatic"
+	// ApprovalPullRequest opens a pull request; merging it approves the stage, closing it rejects the digest.
+	ApprovalPullRequest ApprovalMode = "PullRequest"
+)
+
+// ApprovalSpec decides how a stage's Git change is approved.
+// +kubebuilder:validation:XValidation:rule="self.mode != 'PullRequest' || has(self.pullRequest)",message="approval.pullRequest: required when mode is PullRequest (provider and tokenSecretRef)",fieldPath=".pullRequest",reason="FieldValueRequired"
+type ApprovalSpec struct {
+	// Mode of approval.
+	// +optional
+	// +kubebuilder:default=Automatic
+	Mode ApprovalMode `json:"mode,omitempty"`
+
+	// PullRequest configures the pull request that approves the stage.
+	// +optional
+	PullRequest *PullRequestApproval `json:"pullRequest,omitempty"`
+}
+
+// SCMProvider is a Git forge that hosts pull requests.
+// +kubebuilder:validation:Enum=Gitea;GitHub;GitLab
+type SCMProvider string
+
+// Supported forges.
+const (
+	ProviderGitea  SCMProvider = "Gitea"
+	ProviderGitHub SCMProvider = "GitHub"
+	ProviderGitLab SCMProvider = "GitLab"
+)
+
+// PullRequestApproval configures the pull request a release manager merges to approve a stage.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'Gitea' || has(self.apiURL)",message="approval.pullRequest.apiURL: required for provider Gitea",fieldPath=".apiURL",reason="FieldValueRequired"
+type PullRequestApproval struct {
+	// Provider is the forge's API flavour.
+	// +required
+	Provider SCMProvider `json:"provider"`
+
+	// APIURL is the forge's API base URL; defaults to the public service of the provider (required for Gitea).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://\S+$`
+	APIURL string `json:"apiURL,omitempty"`
+
+	// TokenSecretRef names the Secret key holding the API token; the key defaults to "token".
+	// +required
+	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
+
+	// Reviewers are asked to review the pull request (user names).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	Reviewers []string `json:"reviewers,omitempty"`
+
+	// Labels are put on the pull request.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	Labels []string `json:"labels,omitempty"`
+
+	// TitleTemplate is a Go text/template for the title; same fields as the commit message template.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	TitleTemplate string `json:"titleTemplate,omitempty"`
+}
+
+// SyncSpec is where and how a stage's Git path is applied.
+type SyncSpec struct {
+	// Namespace the stage's resources are applied to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// KubeconfigSecretRef names a Secret key holding a kubeconfig for a remote cluster; the key defaults to
+	// "value". Without it the stage is applied to the cluster Ferry runs in.
+	// +optional
+	KubeconfigSecretRef *SecretKeyReference `json:"kubeconfigSecretRef,omitempty"`
+
+	// Prune deletes resources that were applied by Ferry for this stage and are no longer in Git.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+
+	// HealthTimeout is how long the stage may take to become healthy after a sync before it counts as failed.
+	// +optional
+	// +kubebuilder:default="10m"
+	HealthTimeout *metav1.Duration `json:"healthTimeout,omitempty"`
+}
+
+// CanarySpec rolls a new digest out in steps of traffic weight, each followed by a pause, before it takes all
+// replicas. Without a service mesh the weight is the share of replicas running the new digest.
+type CanarySpec struct {
+	// Replicas is the total number of replicas the weights are shares of.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Steps in order; weights must be strictly increasing, each in 1..100.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.map(s, s.weight).isSorted() && self.all(s, self.filter(x, x.weight == s.weight).size() == 1)",message="canary.steps: weights must be strictly increasing",reason="FieldValueInvalid"
+	Steps []CanaryStep `json:"steps"`
+}
+
+// CanaryStep is one step of a canary: a weight, held for a pause.
+type CanaryStep struct {
+	// Weight is the percentage of replicas (or traffic) on the new digest.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Weight int32 `json:"weight"`
+
+	// Pause is how long the step is held (and analysed) before the next one.
+	// +optional
+	Pause *metav1.Duration `json:"pause,omitempty"`
+}
+
+// AnalysisSpec gates a rollout on Prometheus metrics measured at an interval.
+// +kubebuilder:validation:XValidation:rule="has(self.baseline) || self.metrics.all(m, !has(m.maxBaselineDeviationPercent))",message="analysis.baseline: required when a metric sets maxBaselineDeviationPercent",fieldPath=".baseline",reason="FieldValueRequired"
+type AnalysisSpec struct {
+	// Prometheus is the server queried.
+	// +required
+	Prometheus PrometheusSpec `json:"prometheus"`
+
+	// Interval between measurements.
+	// +optional
+	// +kubebuilder:default="1m"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// FailureLimit is how many failed measurements are tolerated; one more fails the analysis.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FailureLimit int32 `json:"failureLimit,omitempty"`
+
+	// InconclusiveLimit is how many inconclusive measurements (no data, NaN) are tolerated; one more pauses the
+	// stage for a person instead of failing it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	InconclusiveLimit int32 `json:"inconclusiveLimit,omitempty"`
+
+	// MinSamples is how many successful measurements each metric needs before the analysis can pass.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	MinSamples int32 `json:"minSamples,omitempty"`
+
+	// Metrics that are measured; every one must pass.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=map
+	// +listMapKey=name
+	Metrics []MetricSpec `json:"metrics"`
+
+	// Baseline starts pods of the previous digest next to the canary so that metrics are compared against a fresh
+	// baseline rather than the warm, long-running fleet.
+	// +optional
+	Baseline *BaselineSpec `json:"baseline,omitempty"`
+}
+
+// PrometheusSpec is a Prometheus server to query.
+type PrometheusSpec struct {
+	// Address is the server's base URL, for example "http://prometheus.monitoring:9090".
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://\S+$`
+	Address string `json:"address"`
+
+	// SecretRef names a Secret with a bearer "token", or "username" and "password", for the server.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// MetricSpec is one measured metric with its acceptable range.
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="analysis.metrics: set min, max or both",reason="FieldValueRequired"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",message="analysis.metrics: min must not exceed max",reason="FieldValueInvalid"
+type MetricSpec struct {
+	// Name of the metric, shown in status and events.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Query is a PromQL Go text/template returning one number. Fields: .Namespace, .Stage, .Promotion,
+	// .Digest, .Track ("canary" or "baseline"), .Interval.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query"`
+
+	// Min is the lowest acceptable value, a decimal number.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^-?[0-9]+(\.[0-9]+)?$`
+	Min *string `json:"min,omitempty"`
+
+	// Max is the highest acceptable value, a decimal number.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^-?[0-9]+(\.[0-9]+)?$`
+	Max *string `json:"max,omitempty"`
+
+	// MaxBaselineDeviationPercent fails a measurement when the canary's value is worse than the baseline's by
+	// more than this percentage. Needs analysis.baseline.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	MaxBaselineDeviationPercent *int32 `json:"maxBaselineDeviationPercent,omitempty"`
+}
+
+// BaselineSpec starts pods of the previous digest for comparison.
+type BaselineSpec struct {
+	// Replicas of the previous digest started as the baseline.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Replicas int32 `json:"replicas,omitempty"`
+}
+
+// GatesSpec must pass before the next stage may take a stage's digest.
+type GatesSpec struct {
+	// Soak is how long the digest must have run in this stage, healthy, before the next stage may take it.
+	// +optional
+	Soak *metav1.Duration `json:"soak,omitempty"`
+
+	// RequireHealthy holds the next stage while this stage is not healthy.
+	// +optional
+	// +kubebuilder:default=true
+	RequireHealthy *bool `json:"requireHealthy,omitempty"`
+}
+
+// RollbackPolicy says when a stage is rolled back automatically, by committing its previous digest to Git.
+type RollbackPolicy struct {
+	// OnAnalysisFailure rolls back when the canary analysis fails.
+	// +optional
+	// +kubebuilder:default=true
+	OnAnalysisFailure *bool `json:"onAnalysisFailure,omitempty"`
+
+	// OnHealthFailure rolls back when the stage does not become healthy within sync.healthTimeout.
+	// +optional
+	// +kubebuilder:default=true
+	OnHealthFailure *bool `json:"onHealthFailure,omitempty"`
+}

@@ -1,0 +1,234 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a Promotion, following kstatus: Ready summarises, Reconciling says work is under way,
+// Stalled says Ferry cannot go on without a change to the spec or to a referenced object.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// StagePhase is where a stage stands with the digest in flight. One digest is in flight per stage.
+// +kubebuilder:validation:Enum=Idle;Verifying;Copying;Writing;AwaitingApproval;Syncing;Progressing;Analysing;Soaking;Promoted;Failed;RollingBack;RolledBack
+type StagePhase string
+
+// Stage phases, in pipeline order, then the side phases.
+const (
+	PhaseIdle             StagePhase = "Idle"
+	PhaseVerifying        StagePhase = "Verifying"
+	PhaseCopying          StagePhase = "Copying"
+	PhaseWriting          StagePhase = "Writing"
+	PhaseAwaitingApproval StagePhase = "AwaitingApproval"
+	PhaseSyncing          StagePhase = "Syncing"
+	PhaseProgressing      StagePhase = "Progressing"
+	PhaseAnalysing        StagePhase = "Analysing"
+	PhaseSoaking          StagePhase = "Soaking"
+	PhasePromoted         StagePhase = "Promoted"
+	PhaseFailed           StagePhase = "Failed"
+	PhaseRollingBack      StagePhase = "RollingBack"
+	PhaseRolledBack       StagePhase = "RolledBack"
+)
+
+// PromotionStatus is what Ferry observed and did.
+type PromotionStatus struct {
+	// ObservedGeneration is the generation of the spec that the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling and Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// Candidate is the newest digest discovered at the source, and whether it passed verification.
+	// +optional
+	Candidate *CandidateStatus `json:"candidate,omitempty"`
+
+	// Summary lists each stage's phase in order, for example "dev=Promoted staging=Soaking prod=Idle".
+	// +optional
+	Summary string `json:"summary,omitempty"`
+
+	// Stages holds the state of each stage, in spec order.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Stages []StageStatus `json:"stages,omitempty"`
+}
+
+// CandidateStatus is the newest digest discovered at the source.
+type CandidateStatus struct {
+	// Digest of the candidate.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// Tag the digest was discovered through, if any.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+
+	// DiscoveredAt is when Ferry first saw the digest.
+	// +optional
+	DiscoveredAt *metav1.Time `json:"discoveredAt,omitempty"`
+
+	// Verified says whether the candidate satisfied the verification policy.
+	// +optional
+	Verified bool `json:"verified,omitempty"`
+
+	// Signers that matched the policy (key names or certificate identities).
+	// +optional
+	// +listType=atomic
+	Signers []string `json:"signers,omitempty"`
+
+	// Message explains a failed verification.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// StageStatus is the state of one stage.
+type StageStatus struct {
+	// Name of the stage.
+	// +required
+	Name string `json:"name"`
+
+	// Phase of the digest in flight, or of the current digest when nothing is in flight.
+	// +optional
+	Phase StagePhase `json:"phase,omitempty"`
+
+	// Since is when the stage entered its phase.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+
+	// Message says what the stage is doing or waiting for, in a sentence a person can act on.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Digest running in the stage, as last declared in Git and found healthy.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// InFlightDigest is the digest being promoted into the stage, if any.
+	// +optional
+	InFlightDigest string `json:"inFlightDigest,omitempty"`
+
+	// LastCommit is the SHA of Ferry's last commit for this stage.
+	// +optional
+	LastCommit string `json:"lastCommit,omitempty"`
+
+	// PullRequest is the open pull request awaiting approval, if any.
+	// +optional
+	PullRequest *PullRequestStatus `json:"pullRequest,omitempty"`
+
+	// Hold keeps the stage on a rolled-back digest until a newer digest arrives or the hold is cleared.
+	// +optional
+	Hold *HoldStatus `json:"hold,omitempty"`
+
+	// History lists the digests the stage ran, newest first, bounded by spec.historyLimit. A rollback returns
+	// to a digest from this list.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=50
+	History []StageHistoryEntry `json:"history,omitempty"`
+}
+
+// PullRequestStatus is a pull request that approves a stage.
+type PullRequestStatus struct {
+	// Number of the pull request.
+	// +optional
+	Number int64 `json:"number,omitempty"`
+
+	// URL of the pull request for people.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// Branch the pull request merges from.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+
+	// Digest the pull request pins.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// OpenedAt is when Ferry opened the pull request.
+	// +optional
+	OpenedAt *metav1.Time `json:"openedAt,omitempty"`
+}
+
+// HoldStatus keeps a stage on a digest after a rollback.
+type HoldStatus struct {
+	// Digest the stage is held on.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// Reason for the hold, for example "RollbackRequested" or "AnalysisFailed".
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// RequestedBy is who asked for the rollback, from the annotation's managed fields, or "ferry" when automatic.
+	// +optional
+	RequestedBy string `json:"requestedBy,omitempty"`
+
+	// Since is when the hold began.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// Outcome is how one digest's time in a stage ended.
+// +kubebuilder:validation:Enum=Promoted;Failed;RolledBack;Superseded;Rejected
+type Outcome string
+
+// Outcomes in stage history.
+const (
+	OutcomePromoted   Outcome = "Promoted"
+	OutcomeFailed     Outcome = "Failed"
+	OutcomeRolledBack Outcome = "RolledBack"
+	OutcomeSuperseded Outcome = "Superseded"
+	OutcomeRejected   Outcome = "Rejected"
+)
+
+// StageHistoryEntry records one digest's passage through a stage: provenance for people and the list a rollback
+// chooses from.
+type StageHistoryEntry struct {
+	// Digest that ran.
+	// +required
+	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	Digest string `json:"digest"`
+
+	// CommitSHA is Ferry's commit that pinned the digest.
+	// +optional
+	CommitSHA string `json:"commitSHA,omitempty"`
+
+	// Time the outcome was reached.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// Approver is who approved the stage: the person who merged the pull request, or "automatic".
+	// +optional
+	Approver string `json:"approver,omitempty"`
+
+	// Signers whose signatures were verified for the digest.
+	// +optional
+	// +listType=atomic
+	Signers []string `json:"signers,omitempty"`
+
+	// Source is where the digest came from (the previous stage's registry, or the source repository).
+	// +optional
+	Source string `json:"source,omitempty"`
+
+	// PullRequestURL is the pull request that approved it, if any.
+	// +optional
+	PullRequestURL string `json:"pullRequestURL,omitempty"`
+
+	// Outcome of the digest's time in the stage.
+	// +required
+	Outcome Outcome `json:"outcome"`
+
+	// Reason explains a failure, rejection or rollback.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
