@@ -1,0 +1,162 @@
+package gitops
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// Remote names a branch of a repository and how to reach it.
+type Remote struct {
+	URL    string
+	Branch string
+	Auth   Auth
+	// InsecureHTTP allows plain http:// to a non-loopback host.
+	InsecureHTTP bool
+}
+
+func (r Remote) validate() (*transport.Endpoint, error) {
+	if r.Branch == "" || strings.ContainsAny(r.Branch, " ~^:?*[\\") || strings.HasPrefix(r.Branch, "-") {
+		return nil, fmt.Errorf("branch %q is not a valid branch name", r.Branch)
+	}
+	return checkURL(r.URL, r.InsecureHTTP)
+}
+
+// Options tune an Engine; zero values pick the defaults.
+type Options struct {
+	// CacheDir holds one bare, shallow repository per URL and branch. It must belong to this process alone.
+	CacheDir string
+	// Depth is how many commits of history the cache keeps and searches for Ferry's own commits (default 50).
+	Depth int
+	// MaxAttempts bounds pushes per Pin when other writers keep winning the race (default 8).
+	MaxAttempts int
+	// RetryBase is the first back-off between push attempts; later ones double, with jitter (default 50ms).
+	RetryBase time.Duration
+	// Now stamps commits (default time.Now).
+	Now func() time.Time
+}
+
+// Engine pins image digests in Git repositories. It is safe for concurrent use.
+type Engine struct {
+	opts Options
+
+	mu    sync.Mutex
+	repos map[string]*cachedRepo
+}
+
+// New returns an Engine caching repositories under opts.CacheDir.
+func New(opts Options) (*Engine, error) {
+	if opts.CacheDir == "" {
+		return nil, errors.New("cache dir is required")
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating cache dir: %w", err)
+	}
+	if opts.Depth <= 0 {
+		opts.Depth = 50
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 50 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{opts: opts, repos: map[string]*cachedRepo{}}, nil
+}
+
+// cachedRepo is the local cache of one branch. storeMu guards every use of store and is held only for local work
+// (reading trees, building objects, writing fetched packs); fetchMu coalesces fetches so concurrent Pins that
+// need the same new tip download it once, while Pins that already have their tip never wait on it.
+type cachedRepo struct {
+	branch   plumbing.ReferenceName
+	endpoint *transport.Endpoint
+
+	storeMu sync.Mutex
+	store   *filesystem.Storage
+
+	fetchMu sync.Mutex
+}
+
+func (e *Engine) repo(r Remote) (*cachedRepo, error) {
+	ep, err := r.validate()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(r.URL + "\x00" + r.Branch))
+	key := hex.EncodeToString(sum[:12])
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.repos[key]; ok {
+		return c, nil
+	}
+	dir := filepath.Join(e.opts.CacheDir, key)
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
+		if _, err := git.PlainInit(dir, true); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
+			return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
+		}
+	}
+	store := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{})
+	c := &cachedRepo{branch: plumbing.NewBranchReferenceName(r.Branch), endpoint: ep, store: store}
+	e.repos[key] = c
+	return c, nil
+}
+
+// transportFor opens the go-git transport and auth for a remote.
+func transportFor(c *cachedRepo, r Remote) (transport.Transport, transport.AuthMethod, error) {
+	auth, err := r.Auth.method(c.endpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := client.NewClient(c.endpoint)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening transport: %w", err)
+	}
+	return t, auth, nil
+}
+
+// localTip is the commit the cache last saw at the branch tip (zero when the cache is empty).
+func (c *cachedRepo) localTip() plumbing.Hash {
+	ref, err := c.store.Reference(c.branch)
+	if err != nil {
+		return plumbing.ZeroHash
+	}
+	return ref.Hash()
+}
+
+func (c *cachedRepo) hasCommit(h plumbing.Hash) bool {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
+	return c.store.HasEncodedObject(h) == nil
+}
+
+func (c *cachedRepo) setTip(h plumbing.Hash) error {
+	if err := c.store.SetReference(plumbing.NewHashReference(c.branch, h)); err != nil {
+		return fmt.Errorf("recording tip %s in the cache: %w", h, err)
+	}
+	return nil
+}
+
+// locked runs fn with the store lock held.
+func (c *cachedRepo) locked(fn func() error) error {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
+	return fn()
+}

@@ -1,0 +1,330 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/ferrycd/ferry/internal/gitops/pin"
+)
+
+// Formats a Request can edit.
+const (
+	FormatKustomize = pin.FormatKustomize
+	FormatManifests = pin.FormatManifests
+	FormatHelm      = pin.FormatHelm
+)
+
+// Author signs commits (as author and committer).
+type Author struct{ Name, Email string }
+
+// Request pins one image digest in one branch and records it as one commit.
+type Request struct {
+	Remote
+	// Format, Path (relative to the repository root) and HelmKey say where the image is; see package pin.
+	Format  pin.Format
+	Path    string
+	HelmKey string
+	// Image is the repository to match; NewImage, when set, the repository the digest is pinned from.
+	Image, NewImage string
+	Digest          string
+
+	// Promotion, Stage, Source and Rollback go into the message template and the Ferry-* trailers. With
+	// Promotion and Stage set, an earlier commit of the same pin is recognised and never made twice.
+	Promotion, Stage, Source string
+	Rollback                 bool
+
+	Author Author
+	// MessageTemplate is a text/template over MessageData (DefaultMessageTemplate when empty).
+	MessageTemplate string
+	// Trailers are extra "Key: value" lines after the Ferry-* trailers.
+	Trailers map[string]string
+	Signing  *Signing
+}
+
+// Result says what a Pin did.
+type Result struct {
+	// CommitSHA is the commit that carries the pin: the new one, Ferry's earlier one, or the branch tip when the
+	// files were already pinned by someone else.
+	CommitSHA string
+	Changed   bool     // a new commit was pushed
+	Files     []string // files changed by the new commit
+	// PreviousDigest is the digest the first matching reference held before (also the Ferry-Previous-Digest).
+	PreviousDigest string
+	// Recognized: the newest Ferry commit for this promotion and stage already pins this digest; nothing was made.
+	Recognized bool
+	// Superseded: that commit was found but the files have changed since; they were left alone.
+	Superseded bool
+	Attempts   int
+}
+
+func (r Request) pinRequest() pin.Request {
+	return pin.Request{Format: r.Format, Path: r.Path, HelmKey: r.HelmKey,
+		Target: pin.Target{Image: r.Image, NewImage: r.NewImage, Digest: r.Digest}}
+}
+
+func (r Request) validate() error {
+	if err := r.pinRequest().Validate(); err != nil {
+		return err
+	}
+	if strings.TrimSpace(r.Author.Name) == "" || !strings.Contains(r.Author.Email, "@") ||
+		strings.ContainsAny(r.Author.Name+r.Author.Email, "<>\n") {
+		return fmt.Errorf("author %q <%s> needs a name and an e-mail address", r.Author.Name, r.Author.Email)
+	}
+	return nil
+}
+
+// prepared is a commit built in memory on top of tip, or the verdict that none is needed.
+type prepared struct {
+	tip, commit plumbing.Hash
+	objects     *newObjects
+	done        bool
+	result      Result
+}
+
+// Pin edits, commits and pushes. On a race it re-applies the pin on the new tip (bounded attempts, jittered
+// back-off). Any other rejection is returned at once, and the cache is left at the remote tip.
+func (e *Engine) Pin(ctx context.Context, req Request) (Result, error) {
+	if err := req.validate(); err != nil {
+		return Result{}, err
+	}
+	tmpl, err := parseTemplate(req.MessageTemplate)
+	if err != nil {
+		return Result{}, err
+	}
+	sign, err := req.Signing.signer()
+	if err != nil {
+		return Result{}, err
+	}
+	c, err := e.repo(req.Remote)
+	if err != nil {
+		return Result{}, err
+	}
+	t, auth, err := transportFor(c, req.Remote)
+	if err != nil {
+		return Result{}, err
+	}
+	var last *rejection
+	for attempt := 1; attempt <= e.opts.MaxAttempts; attempt++ {
+		res, rej, err := e.attempt(ctx, c, req, attemptDeps{t, auth, tmpl, sign}, last)
+		if err != nil || rej == nil {
+			res.Attempts = attempt
+			return res, err
+		}
+		last = rej
+		if err := sleep(ctx, e.backoff(attempt)); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Attempts: e.opts.MaxAttempts}, fmt.Errorf("pushing to %s: gave up after %d attempts, other writers kept moving the branch (last: %s)",
+		req.Branch, e.opts.MaxAttempts, last.reason)
+}
+
+// backoff doubles from RetryBase up to 2s and picks a random point in the upper half, so writers that collided
+// once do not collide again in lockstep.
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.opts.RetryBase << min(attempt-1, 10)
+	if d > 2*time.Second {
+		d = 2 * time.Second
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+type attemptDeps struct {
+	t    transport.Transport
+	auth transport.AuthMethod
+	tmpl *template.Template
+	sign func([]byte) (string, error)
+}
+
+// attempt is one round: learn the tip, make sure the cache has it, build the commit under the lock, push
+// without it. A retriable rejection comes back as rej; a rejection on a tip that did not move since the last
+// one was not a race, so it is final.
+func (e *Engine) attempt(ctx context.Context, c *cachedRepo, req Request, d attemptDeps, last *rejection) (Result, *rejection, error) {
+	sess, err := d.t.NewReceivePackSession(c.endpoint, d.auth)
+	if err != nil {
+		return Result{}, nil, fmt.Errorf("opening push session: %w", err)
+	}
+	defer func() { _ = sess.Close() }()
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return Result{}, nil, classify("connecting to "+redact(req.URL), err)
+	}
+	tip, err := branchTip(adv, c.branch)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	if last != nil && last.tip == tip {
+		return Result{}, nil, fmt.Errorf("pushing to %s: %w: %s", req.Branch, ErrRejected, last.reason)
+	}
+	if err := e.ensureCommit(ctx, c, req.Remote, tip); err != nil {
+		if errors.Is(err, errRaced) {
+			return Result{}, &rejection{reason: err.Error(), retriable: true}, nil
+		}
+		return Result{}, nil, err
+	}
+	var p *prepared
+	if err := c.locked(func() (err error) { p, err = e.prepare(c, req, d, tip); return err }); err != nil {
+		return Result{}, nil, err
+	}
+	if p.done {
+		return p.result, nil, c.locked(func() error { return c.setTip(tip) })
+	}
+	err = push(ctx, sess, adv, c.branch, p)
+	var rej *rejection
+	if errors.As(err, &rej) {
+		return Result{}, rej, nil
+	}
+	if err != nil {
+		return Result{}, nil, err
+	}
+	return p.result, nil, c.locked(func() error { return c.keep(p) })
+}
+
+// keep moves a pushed commit's objects from memory into the cache and advances the cached tip to it.
+func (c *cachedRepo) keep(p *prepared) error {
+	for _, h := range p.objects.order {
+		o, err := p.objects.mem.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return fmt.Errorf("reading new object %s: %w", h, err)
+		}
+		if _, err := c.store.SetEncodedObject(o); err != nil {
+			return fmt.Errorf("caching new object %s: %w", h, err)
+		}
+	}
+	return c.setTip(p.commit)
+}
+
+// prepare runs under the store lock: recognise an earlier commit, apply the pin to the tip's tree, and build the
+// new blobs, trees and commit in memory.
+func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing.Hash) (*prepared, error) {
+	head, err := object.GetCommit(c.store, tip)
+	if err != nil {
+		return nil, fmt.Errorf("reading tip %s: %w", tip, err)
+	}
+	tree, err := head.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("reading tree of %s: %w", tip, err)
+	}
+	plan, err := pin.Apply(treeFS{tree}, req.pinRequest())
+	if err != nil {
+		return nil, fmt.Errorf("pinning at %s@%s: %w", req.Branch, tip.String()[:12], err)
+	}
+	if own := e.newestOwn(c, head, req); own != nil {
+		return &prepared{done: true, result: Result{CommitSHA: own.Hash.String(), Recognized: true,
+			Superseded: len(plan.Changes) > 0, PreviousDigest: trailers(own.Message)[TrailerPreviousDigest]}}, nil
+	}
+	if len(plan.Changes) == 0 {
+		return &prepared{done: true, result: Result{CommitSHA: tip.String(), PreviousDigest: plan.PreviousDigest}}, nil
+	}
+	return e.build(c, req, d, head, tree, plan)
+}
+
+func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.Commit, tree *object.Tree, plan pin.Plan) (*prepared, error) {
+	msg, err := message(d.tmpl, MessageData{Promotion: req.Promotion, Stage: req.Stage, Image: req.Image,
+		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback}, req.Trailers)
+	if err != nil {
+		return nil, err
+	}
+	objs := newObjectSet()
+	changes := map[string][]byte{}
+	files := make([]string, 0, len(plan.Changes))
+	for _, ch := range plan.Changes {
+		changes[ch.Path] = ch.Output
+		files = append(files, ch.Path)
+	}
+	treeHash, err := objs.rewriteTree(c.store, tree, changes)
+	if err != nil {
+		return nil, fmt.Errorf("writing the new tree: %w", err)
+	}
+	who := object.Signature{Name: req.Author.Name, Email: req.Author.Email, When: e.opts.Now()}
+	commit := &object.Commit{Author: who, Committer: who, Message: msg, TreeHash: treeHash,
+		ParentHashes: []plumbing.Hash{head.Hash}}
+	if d.sign != nil {
+		unsigned := &plumbing.MemoryObject{}
+		if err := commit.EncodeWithoutSignature(unsigned); err != nil {
+			return nil, fmt.Errorf("encoding the commit for signing: %w", err)
+		}
+		data, err := contentOf(unsigned)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the commit for signing: %w", err)
+		}
+		if commit.PGPSignature, err = d.sign(data); err != nil {
+			return nil, err
+		}
+	}
+	commitHash, err := objs.encode(commit)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the commit: %w", err)
+	}
+	return &prepared{tip: head.Hash, commit: commitHash, objects: objs, result: Result{CommitSHA: commitHash.String(),
+		Changed: true, Files: files, PreviousDigest: plan.PreviousDigest}}, nil
+}
+
+// newestOwn looks back through recent history for the newest Ferry commit of this promotion and stage; it is
+// returned only when it pins this very digest (with the same rollback flag), i.e. when this pin already landed.
+func (e *Engine) newestOwn(c *cachedRepo, head *object.Commit, req Request) *object.Commit {
+	if req.Promotion == "" || req.Stage == "" {
+		return nil
+	}
+	var found *object.Commit
+	walkRecent(c, head, e.opts.Depth, func(cm *object.Commit) bool {
+		t := trailers(cm.Message)
+		if t[TrailerPromotion] != req.Promotion || t[TrailerStage] != req.Stage {
+			return true
+		}
+		if t[TrailerDigest] == req.Digest && (t[TrailerRollback] == "true") == req.Rollback {
+			found = cm
+		}
+		return false
+	})
+	return found
+}
+
+// walkRecent visits up to limit commits from head, newest first by committer time, stopping at the shallow
+// boundary of the cache, until visit returns false.
+func walkRecent(c *cachedRepo, head *object.Commit, limit int, visit func(*object.Commit) bool) {
+	queue := []*object.Commit{head}
+	seen := map[plumbing.Hash]bool{head.Hash: true}
+	for n := 0; len(queue) > 0 && n < limit; n++ {
+		best := 0
+		for i, cm := range queue {
+			if cm.Committer.When.After(queue[best].Committer.When) {
+				best = i
+			}
+		}
+		cm := queue[best]
+		queue = append(queue[:best], queue[best+1:]...)
+		if !visit(cm) {
+			return
+		}
+		for _, p := range cm.ParentHashes {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if parent, err := object.GetCommit(c.store, p); err == nil {
+				queue = append(queue, parent)
+			}
+		}
+	}
+}
