@@ -131,7 +131,9 @@ func (n *newObjects) blob(content []byte) (plumbing.Hash, error) {
 	return n.add(o), nil
 }
 
-func (n *newObjects) encode(e interface{ Encode(plumbing.EncodedObject) error }) (plumbing.Hash, error) {
+func (n *newObjects) encode(e interface {
+	Encode(plumbing.EncodedObject) error
+}) (plumbing.Hash, error) {
 	o := &plumbing.MemoryObject{}
 	if err := e.Encode(o); err != nil {
 		return plumbing.ZeroHash, err
