@@ -64,6 +64,15 @@ func retryable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return true
 	}
+	// A connection that breaks after it was established (reset, closed mid-body) is transient; one that cannot
+	// be established (refused, unknown host) is an answer about where the registry is.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op != "dial" {
+		return true
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -2,7 +2,13 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -89,5 +95,44 @@ func TestLatestResolvesTheChosenTag(t *testing.T) {
 	tags, err := c.ListTags(ctx, startRegistry(t, false)+"/empty")
 	if err != nil || len(tags) != 0 {
 		t.Errorf("tags of an unknown repository = %v, %v", tags, err)
+	}
+}
+
+// TestListTagsFollowsLinkPagination serves the distribution spec's paginated tag listing (n, last, Link
+// rel="next"), which neither test registry implements.
+func TestListTagsFollowsLinkPagination(t *testing.T) {
+	var all []string
+	for i := 0; i < 25; i++ {
+		all = append(all, fmt.Sprintf("t%02d", i))
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/many/tags/list" {
+			http.NotFound(w, r)
+			return
+		}
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		start := sort.SearchStrings(all, r.URL.Query().Get("last"))
+		if last := r.URL.Query().Get("last"); last != "" {
+			start++
+		}
+		end := min(start+n, len(all))
+		if end < len(all) {
+			w.Header().Set("Link", fmt.Sprintf(`</v2/many/tags/list?n=%d&last=%s>; rel="next"`, n, all[end-1]))
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": "many", "tags": all[start:end]})
+	}))
+	defer srv.Close()
+	repo := mustRepo(t, strings.TrimPrefix(srv.URL, "http://")+"/many")
+	o := newTestClient(t, Options{}).newOp()
+	conn, err := o.conn(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := listTagsFrom(context.Background(), conn, repo, "/v2/many/tags/list?n=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(all, ",") || o.requests.Load() != 3 {
+		t.Fatalf("listed %v in %d requests, want all 25 tags in 3 pages", got, o.requests.Load())
 	}
 }
