@@ -1,0 +1,239 @@
+package signature
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+)
+
+// Layer media types that carry signatures, in either layout.
+const (
+	mediaTypeSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
+	mediaTypeDSSE          = "application/vnd.dsse.envelope.v1+json"
+	mediaTypeBundlePrefix  = "application/vnd.dev.sigstore.bundle"
+)
+
+// maxReferrers bounds how many referrers of one digest are examined, so a repository flooded with artifacts
+// cannot make verification unbounded.
+const maxReferrers = 128
+
+// candidate is one signature or attestation found for the digest, not yet trusted.
+type candidate struct {
+	source string // where it was found, for reasons: "tag sha256-….sig layer 1", "referrer sha256:…"
+	entity verify.SignedEntity
+	// Exactly one of payload, stmt and signedDigest says what was signed: a simple-signing payload, an in-toto
+	// statement (in a DSSE envelope), or the image manifest digest itself (a bundle's message signature).
+	payload      []byte
+	stmt         *statement
+	signedDigest *v1.Hash
+	err          error // the candidate could not be parsed
+}
+
+// isAttestation tells attestations from signatures: cosign's new bundle format writes plain signatures as
+// in-toto statements of the cosign "sign" predicate type.
+func (c *candidate) isAttestation() bool {
+	return c.stmt != nil && c.stmt.PredicateType != predicateCosignSign
+}
+
+// discover finds every signature and attestation of d in the legacy tags and the referrers (API or tag fallback).
+func discover(ctx context.Context, d name.Digest, opts []remote.Option) ([]*candidate, error) {
+	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
+	if _, err := remote.Head(d, opts...); err != nil {
+		if isNotFound(err) {
+			return nil, &Error{Kind: KindNotFound, Ref: d.String(), Message: "image digest not found in the repository"}
+		}
+		return nil, fmt.Errorf("looking up %s: %w", d, err)
+	}
+	var found []*candidate
+	for _, suffix := range []string{".sig", ".att"} {
+		tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + suffix)
+		cs, err := fromManifest(tag, "tag "+tag.TagStr(), opts)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, cs...)
+	}
+	cs, err := fromReferrers(d, opts)
+	if err != nil {
+		return nil, err
+	}
+	return append(found, cs...), nil
+}
+
+func fromReferrers(d name.Digest, opts []remote.Option) ([]*candidate, error) {
+	idx, err := remote.Referrers(d, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers of %s: %w", d, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading referrers of %s: %w", d, err)
+	}
+	var found []*candidate
+	for i, desc := range im.Manifests {
+		if i == maxReferrers {
+			break
+		}
+		if !desc.MediaType.IsImage() {
+			continue
+		}
+		ref := d.Context().Digest(desc.Digest.String())
+		cs, err := fromManifest(ref, "referrer "+desc.Digest.String(), opts)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, cs...)
+	}
+	return found, nil
+}
+
+// fromManifest reads the signature layers of one manifest; a missing manifest simply holds no signatures.
+func fromManifest(ref name.Reference, where string, opts []remote.Option) ([]*candidate, error) {
+	img, err := remote.Image(ref, opts...)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", ref, err)
+	}
+	var found []*candidate
+	for i, layer := range m.Layers {
+		kind := layerKind(layer.MediaType)
+		if kind == "" {
+			continue
+		}
+		c := &candidate{source: where}
+		if len(m.Layers) > 1 {
+			c.source = fmt.Sprintf("%s layer %d", where, i+1)
+		}
+		raw, err := readLayer(img, layer)
+		if err != nil {
+			if !errors.Is(err, errTooLarge) {
+				return nil, fmt.Errorf("reading %s: %w", c.source, err)
+			}
+			c.err = err
+		} else {
+			c.parse(kind, raw, layer.Annotations)
+		}
+		found = append(found, c)
+	}
+	return found, nil
+}
+
+func layerKind(mt types.MediaType) string {
+	s := string(mt)
+	switch {
+	case s == mediaTypeSimpleSigning:
+		return "simplesigning"
+	case s == mediaTypeDSSE:
+		return "dsse"
+	case strings.HasPrefix(s, mediaTypeBundlePrefix):
+		return "bundle"
+	}
+	return ""
+}
+
+var errTooLarge = errors.New("signature layer is larger than the limit")
+
+func readLayer(img v1.Image, desc v1.Descriptor) ([]byte, error) {
+	if desc.Size > maxPayloadBytes {
+		return nil, fmt.Errorf("%w: %d bytes", errTooLarge, desc.Size)
+	}
+	layer, err := img.LayerByDigest(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := layer.Compressed() // verifies the blob against its digest while reading
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, maxPayloadBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > maxPayloadBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, maxPayloadBytes)
+	}
+	return raw, nil
+}
+
+// parse fills the candidate from a layer; a malformed layer is kept with its error so the reason can be reported.
+func (c *candidate) parse(kind string, raw []byte, ann map[string]string) {
+	switch kind {
+	case "simplesigning":
+		c.payload = raw
+		c.entity, c.err = newLegacySignature(raw, ann)
+	case "dsse":
+		c.entity, c.stmt, c.err = newLegacyAttestation(raw, ann)
+	case "bundle":
+		c.entity, c.stmt, c.signedDigest, c.err = parseBundle(raw)
+	}
+	if c.err != nil {
+		c.entity = nil
+	}
+}
+
+// parseBundle reads a sigstore bundle and says what it signs: an in-toto statement (DSSE) or a digest.
+func parseBundle(raw []byte) (verify.SignedEntity, *statement, *v1.Hash, error) {
+	if len(raw) > maxPayloadBytes {
+		return nil, nil, nil, fmt.Errorf("sigstore bundle is %d bytes, more than %d", len(raw), maxPayloadBytes)
+	}
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(raw); err != nil {
+		return nil, nil, nil, fmt.Errorf("sigstore bundle: %w", err)
+	}
+	content, err := b.SignatureContent()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sigstore bundle: %w", err)
+	}
+	if env := content.EnvelopeContent(); env != nil {
+		raw := env.RawEnvelope()
+		if raw.PayloadType != inTotoPayloadType {
+			return nil, nil, nil, fmt.Errorf("sigstore bundle DSSE payload type %q is not %s", raw.PayloadType, inTotoPayloadType)
+		}
+		st, err := decodeStatement(raw.Payload)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("sigstore bundle: %w", err)
+		}
+		return &b, st, nil, nil
+	}
+	msg := content.MessageSignatureContent()
+	if msg == nil || msg.DigestAlgorithm() != "SHA2_256" || len(msg.Digest()) != 32 {
+		return nil, nil, nil, errors.New("sigstore bundle message signature is not over a SHA-256 digest")
+	}
+	h := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", msg.Digest())}
+	return &b, nil, &h, nil
+}
+
+// isNotFound reports a registry's 404 (or its NAME/MANIFEST_UNKNOWN error codes).
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,307 @@
+package signature
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+)
+
+// Result is a successful verification: which signers matched and which attestations were found.
+type Result struct {
+	Ref          string
+	Signers      []Signer      // distinct accepted signers of the digest, at least Threshold of them
+	Attestations []Attestation // every attestation of the digest by an accepted signer
+}
+
+// Signer names who signed: a key fingerprint, or a certificate's OIDC issuer and subject.
+type Signer struct {
+	KeyFingerprint string
+	Issuer         string
+	Subject        string
+	Source         string // where the signature was found
+}
+
+func (s Signer) String() string {
+	if s.KeyFingerprint != "" {
+		return "key " + s.KeyFingerprint
+	}
+	return fmt.Sprintf("%s (issuer %s)", s.Subject, s.Issuer)
+}
+
+// id identifies a signer for the threshold: two signatures by the same key or identity count once.
+func (s Signer) id() string {
+	if s.KeyFingerprint != "" {
+		return "key:" + s.KeyFingerprint
+	}
+	return "cert:" + s.Issuer + "\x00" + s.Subject
+}
+
+// Attestation is a verified in-toto attestation about the digest.
+type Attestation struct {
+	PredicateType string
+	Signer        Signer
+	Source        string
+}
+
+// Summary is a one-line description of the result for people.
+func (r *Result) Summary() string {
+	signers := make([]string, len(r.Signers))
+	for i, s := range r.Signers {
+		signers[i] = s.String()
+	}
+	out := fmt.Sprintf("verified %s: signed by %s", r.Ref, strings.Join(signers, ", "))
+	if len(r.Attestations) > 0 {
+		types := map[string]bool{}
+		var list []string
+		for _, a := range r.Attestations {
+			if !types[a.PredicateType] {
+				types[a.PredicateType] = true
+				list = append(list, a.PredicateType)
+			}
+		}
+		out += "; attested " + strings.Join(list, ", ")
+	}
+	return out
+}
+
+// Verify checks that ref (repo@sha256:…) is signed, and attested, as the policy requires. Registry access uses
+// opts (authentication, transport); nothing else is reached. A failure is an *Error of a known Kind unless the
+// registry itself failed, which is worth retrying.
+func Verify(ctx context.Context, ref string, p Policy, opts []remote.Option) (*Result, error) {
+	d, err := ParseDigestReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	t, err := compile(p)
+	if err != nil {
+		err.(*Error).Ref = ref
+		return nil, err
+	}
+	return VerifyDigest(ctx, d, t, opts)
+}
+
+// VerifyDigest is Verify for a parsed reference and an already compiled policy.
+func VerifyDigest(ctx context.Context, d name.Digest, t *trust, opts []remote.Option) (*Result, error) {
+	image, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return nil, malformed("image digest %q: %v", d.DigestStr(), err)
+	}
+	found, err := discover(ctx, d, opts)
+	if err != nil {
+		return nil, err
+	}
+	return t.evaluate(d.String(), image, found)
+}
+
+// evaluate applies the policy to the discovered candidates.
+func (t *trust) evaluate(ref string, image v1.Hash, found []*candidate) (*Result, error) {
+	res := &Result{Ref: ref}
+	var reasons []string
+	seen := map[string]bool{}
+	var nSigs, nAtts, mismatches int
+	attReasons := map[string][]string{}
+	for _, c := range found {
+		o := t.check(c, image)
+		if c.isAttestation() || (c.err != nil && c.stmt != nil) {
+			nAtts++
+			label := fmt.Sprintf("attestation %d (%s)", nAtts, c.source)
+			if o.signer == nil {
+				pt := "unknown"
+				if c.stmt != nil {
+					pt = c.stmt.PredicateType
+				}
+				attReasons[pt] = append(attReasons[pt], label+": "+o.reason)
+				continue
+			}
+			res.Attestations = append(res.Attestations, Attestation{PredicateType: c.stmt.PredicateType, Signer: *o.signer, Source: c.source})
+			continue
+		}
+		nSigs++
+		label := fmt.Sprintf("signature %d (%s)", nSigs, c.source)
+		if o.signer == nil {
+			if o.mismatch {
+				mismatches++
+			}
+			reasons = append(reasons, label+": "+o.reason)
+			continue
+		}
+		if !seen[o.signer.id()] {
+			seen[o.signer.id()] = true
+			res.Signers = append(res.Signers, *o.signer)
+		}
+	}
+	if err := t.enough(ref, res, nSigs, mismatches, reasons); err != nil {
+		return nil, err
+	}
+	if err := t.attested(ref, res, attReasons); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// enough checks the signature threshold and picks the error kind that best explains a shortfall.
+func (t *trust) enough(ref string, res *Result, nSigs, mismatches int, reasons []string) error {
+	if len(res.Signers) >= t.threshold {
+		return nil
+	}
+	e := &Error{Ref: ref, Reasons: reasons}
+	switch {
+	case nSigs == 0:
+		e.Kind, e.Message = KindUnsigned, "no signature found (legacy .sig tag or OCI referrers)"
+	case len(res.Signers) == 0 && mismatches > 0:
+		e.Kind, e.Message = KindDigestMismatch, "an accepted signer signed another digest, not this image"
+	case len(res.Signers) > 0:
+		e.Kind = KindUntrusted
+		e.Message = fmt.Sprintf("%d of %d required distinct signers matched", len(res.Signers), t.threshold)
+	default:
+		e.Kind, e.Message = KindUntrusted, fmt.Sprintf("none of %d signatures is from an accepted signer", nSigs)
+	}
+	return e
+}
+
+// attested checks that every required predicate type has an accepted attestation.
+func (t *trust) attested(ref string, res *Result, attReasons map[string][]string) error {
+	var missing, reasons []string
+	for _, pt := range t.required {
+		ok := false
+		for _, a := range res.Attestations {
+			ok = ok || a.PredicateType == pt
+		}
+		if ok {
+			continue
+		}
+		missing = append(missing, pt)
+		if rs := attReasons[pt]; len(rs) > 0 {
+			reasons = append(reasons, rs...)
+		} else {
+			reasons = append(reasons, "no attestation of type "+pt+" found")
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	reasons = append(reasons, attReasons["unknown"]...)
+	return &Error{Kind: KindMissingAttestation, Ref: ref, Reasons: reasons,
+		Message: "missing required attestation " + strings.Join(missing, ", ")}
+}
+
+// outcome of checking one candidate: an accepted signer, or the reason it was not accepted.
+type outcome struct {
+	signer   *Signer
+	reason   string
+	mismatch bool // an accepted signer, but over another digest
+}
+
+func (t *trust) check(c *candidate, image v1.Hash) outcome {
+	if c.err != nil {
+		return outcome{reason: "malformed: " + c.err.Error()}
+	}
+	signer, reason := t.signerOf(c)
+	if signer == nil {
+		return outcome{reason: reason}
+	}
+	signer.Source = c.source
+	if why := coverage(c, image); why != "" {
+		return outcome{reason: fmt.Sprintf("signed by %s, but %s", signer, why), mismatch: true}
+	}
+	return outcome{signer: signer}
+}
+
+// coverage says why the candidate's signed content does not vouch for the image digest ("" when it does).
+func coverage(c *candidate, image v1.Hash) string {
+	switch {
+	case c.payload != nil:
+		d, err := signedImageDigest(c.payload)
+		if err != nil {
+			return err.Error()
+		}
+		if d != image {
+			return "the payload is for " + d.String() + ", not the image digest"
+		}
+	case c.stmt != nil:
+		if !c.stmt.coversDigest(image) {
+			return "the statement subject is " + c.stmt.subjectDigests() + ", not the image digest"
+		}
+	case c.signedDigest != nil:
+		if *c.signedDigest != image {
+			return "the signature is over " + c.signedDigest.String() + ", not the image digest"
+		}
+	default:
+		return "nothing signed"
+	}
+	return ""
+}
+
+// artifactPolicy makes sigstore-go verify the signature over what the candidate claims was signed; whether that
+// is the image is decided afterwards by coverage, so that a wrong digest is told apart from a wrong key.
+func (c *candidate) artifactPolicy() verify.ArtifactPolicyOption {
+	switch {
+	case c.payload != nil:
+		return verify.WithArtifact(bytes.NewReader(c.payload))
+	case c.signedDigest != nil:
+		return verify.WithArtifactDigest("sha256", mustHex(c.signedDigest.Hex))
+	default:
+		return verify.WithoutArtifactUnsafe() // DSSE: the envelope signature covers the statement checked by coverage
+	}
+}
+
+// signerOf verifies the candidate's signature against the accepted keys or identities.
+func (t *trust) signerOf(c *candidate) (*Signer, string) {
+	vc, err := c.entity.VerificationContent()
+	if err != nil {
+		return nil, "malformed: " + err.Error()
+	}
+	if cert := vc.Certificate(); cert != nil {
+		return t.certSigner(c, cert)
+	}
+	if len(t.keys) == 0 {
+		return nil, "signed with a key, but the policy accepts no keys"
+	}
+	for _, k := range t.keys {
+		if _, err := k.verifier.Verify(c.entity, verify.NewPolicy(c.artifactPolicy(), verify.WithKey())); err == nil {
+			return &Signer{KeyFingerprint: k.fingerprint}, ""
+		}
+	}
+	return nil, fmt.Sprintf("key mismatch: the signature does not verify with any of the %d accepted keys (other key or altered content)", len(t.keys))
+}
+
+func (t *trust) certSigner(c *candidate, cert interface{}) (*Signer, string) {
+	if t.keyless == nil {
+		return nil, "signed with a certificate, but the policy accepts no keyless identity"
+	}
+	opts := make([]verify.PolicyOption, 0, len(t.identities))
+	for _, id := range t.identities {
+		opts = append(opts, verify.WithCertificateIdentity(id))
+	}
+	res, err := t.keyless.Verify(c.entity, verify.NewPolicy(c.artifactPolicy(), opts...))
+	if err != nil {
+		var nomatch *verify.ErrNoMatchingCertificateIdentity
+		if errors.As(err, &nomatch) {
+			return nil, "certificate identity mismatch: " + describeCert(c) + " is not an accepted identity"
+		}
+		return nil, "certificate not trusted: " + err.Error()
+	}
+	s := res.Signature.Certificate
+	return &Signer{Issuer: s.Issuer, Subject: s.SubjectAlternativeName}, ""
+}
+
+// describeCert names the issuer and subject of a candidate's certificate for an identity-mismatch reason.
+func describeCert(c *candidate) string {
+	vc, err := c.entity.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return "the certificate"
+	}
+	sum, err := certificate.SummarizeCertificate(vc.Certificate())
+	if err != nil {
+		return "the certificate"
+	}
+	return fmt.Sprintf("subject %q (issuer %q)", sum.SubjectAlternativeName, sum.Issuer)
+}
