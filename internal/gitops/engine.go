@@ -160,3 +160,10 @@ func (c *cachedRepo) locked(fn func() error) error {
 	defer c.storeMu.Unlock()
 	return fn()
 }
+
+// ep returns a copy of the endpoint for one session: go-git's HTTP session rewrites its endpoint when the server
+// redirects, so sessions must not share one.
+func (c *cachedRepo) ep() *transport.Endpoint {
+	ep := *c.endpoint
+	return &ep
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/ferrycd/ferry/internal/gitops/pin"
 )
 
 // ensureCommit makes the cache hold commit want, fetching the branch when it does not. Fetches are coalesced:
@@ -45,7 +47,7 @@ func (e *Engine) fetch(ctx context.Context, c *cachedRepo, r Remote) (plumbing.H
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	sess, err := t.NewUploadPackSession(c.endpoint, auth)
+	sess, err := t.NewUploadPackSession(c.ep(), auth)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("opening fetch session: %w", err)
 	}
@@ -151,15 +153,15 @@ func branchTip(adv *packp.AdvRefs, branch plumbing.ReferenceName) (plumbing.Hash
 	}
 	ref, err := refs.Reference(branch)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("%w: branch %s does not exist", ErrNotFound, branch.Short())
+		return plumbing.ZeroHash, pin.NotFoundf("branch %s does not exist", branch.Short())
 	}
 	return ref.Hash(), nil
 }
 
 // Errors callers can test with errors.Is.
 var (
-	// ErrNotFound: the branch, path or image does not exist.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound: the branch, path, key or image does not exist.
+	ErrNotFound = pin.ErrNotFound
 	// ErrAuth: the server refused the credentials.
 	ErrAuth = errors.New("authentication failed")
 	// ErrRejected: the server refused the push for a reason other than a race (protected branch, hook, policy).
@@ -172,7 +174,7 @@ func classify(doing string, err error) error {
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
 		return fmt.Errorf("%s: %w: %v", doing, ErrAuth, err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return fmt.Errorf("%s: %w: repository does not exist", doing, ErrNotFound)
+		return fmt.Errorf("%s: %w", doing, pin.NotFoundf("repository does not exist"))
 	}
 	return fmt.Errorf("%s: %w", doing, err)
 }

@@ -160,7 +160,7 @@ type attemptDeps struct {
 // without it. A retriable rejection comes back as rej; a rejection on a tip that did not move since the last
 // one was not a race, so it is final.
 func (e *Engine) attempt(ctx context.Context, c *cachedRepo, req Request, d attemptDeps, last *rejection) (Result, *rejection, error) {
-	sess, err := d.t.NewReceivePackSession(c.endpoint, d.auth)
+	sess, err := d.t.NewReceivePackSession(c.ep(), d.auth)
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("opening push session: %w", err)
 	}

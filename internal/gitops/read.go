@@ -42,7 +42,7 @@ func (e *Engine) ReadFile(ctx context.Context, r Remote, path string) (content [
 		commitSHA = head.Hash.String()
 		content, err = fs.ReadFile(treeFS{tree}, path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %s at %s", ErrNotFound, path, r.Branch)
+			return pin.NotFoundf("%s at %s", path, r.Branch)
 		}
 		return err
 	})

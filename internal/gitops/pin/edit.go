@@ -14,8 +14,18 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// ErrNotFound means no reference to the image exists where the pin was asked for.
-var ErrNotFound = errors.New("image not found")
+// ErrNotFound means what the pin was asked to change does not exist: a path, a key, or any reference to the image.
+var ErrNotFound = errors.New("not found")
+
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string        { return e.msg }
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// NotFoundf formats an error that says what is missing and matches ErrNotFound with errors.Is.
+func NotFoundf(format string, args ...any) error {
+	return &notFoundError{msg: fmt.Sprintf(format, args...)}
+}
 
 // SyntaxError is malformed YAML, located at file:line.
 type SyntaxError struct {

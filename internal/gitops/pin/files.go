@@ -99,7 +99,7 @@ func Apply(tree fs.FS, req Request) (Plan, error) {
 		}
 	}
 	if plan.Matched == 0 {
-		return Plan{}, fmt.Errorf("%w: image %s not found under %s", ErrNotFound, Repository(req.Image), req.Path)
+		return Plan{}, NotFoundf("image %s not found under %s", Repository(req.Image), req.Path)
 	}
 	return plan, nil
 }
@@ -121,7 +121,7 @@ func filesFor(tree fs.FS, root string, format Format) ([]string, error) {
 	info, err := fs.Stat(tree, root)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("path %s not found: %w", root, fs.ErrNotExist)
+			return nil, NotFoundf("path %s not found", root)
 		}
 		return nil, fmt.Errorf("reading path %s: %w", root, err)
 	}
@@ -137,7 +137,7 @@ func filesFor(tree fs.FS, root string, format Format) ([]string, error) {
 				return []string{path.Join(root, n)}, nil
 			}
 		}
-		return nil, fmt.Errorf("path %s holds no kustomization.yaml: %w", root, fs.ErrNotExist)
+		return nil, NotFoundf("path %s holds no kustomization.yaml", root)
 	}
 	var files []string
 	err = fs.WalkDir(tree, root, func(p string, d fs.DirEntry, err error) error {

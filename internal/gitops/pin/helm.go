@@ -28,7 +28,7 @@ func HelmValues(file string, src []byte, key string, t Target) (Result, error) {
 		node := rootMapping(s.docs[0])
 		for _, p := range path {
 			if _, node = lookup(node, p); node == nil {
-				return 0, "", fmt.Errorf("%w: key %s not found in %s", ErrNotFound, key, file)
+				return 0, "", NotFoundf("key %s not found in %s", key, file)
 			}
 		}
 		switch node.Kind {
@@ -43,7 +43,7 @@ func HelmValues(file string, src []byte, key string, t Target) (Result, error) {
 
 func (s *source) pinHelmString(n *yaml.Node, key string, t Target) (int, string, error) {
 	if !t.matches(Repository(n.Value)) {
-		return 0, "", fmt.Errorf("%w: key %s in %s holds %q, not image %s", ErrNotFound, key, s.file, n.Value,
+		return 0, "", NotFoundf("key %s in %s holds %q, not image %s", key, s.file, n.Value,
 			Repository(t.Image))
 	}
 	if n.Value != t.pinned() {
@@ -65,7 +65,7 @@ func (s *source) pinHelmMap(m *yaml.Node, key string, t Target) (int, string, er
 		current = registry + "/" + rv.Value
 	}
 	if !t.matches(current) && !t.matches(rv.Value) {
-		return 0, "", fmt.Errorf("%w: key %s in %s holds repository %q, not image %s", ErrNotFound, key, s.file,
+		return 0, "", NotFoundf("key %s in %s holds repository %q, not image %s", key, s.file,
 			current, Repository(t.Image))
 	}
 	prev, _ := scalarValue(m, "digest")

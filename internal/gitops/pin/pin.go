@@ -44,7 +44,7 @@ func run(file string, src []byte, t Target, plan planner) (Result, error) {
 }
 
 func notFound(t Target, file string) error {
-	return fmt.Errorf("%w: image %s not found in %s", ErrNotFound, Repository(t.Image), file)
+	return NotFoundf("image %s not found in %s", Repository(t.Image), file)
 }
 
 func rootMapping(doc *yaml.Node) *yaml.Node {

@@ -1,0 +1,98 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestConcurrentWritersAllLand runs four writers, one per stage, pinning two digests each into the same branch
+// at the same moment; two share an Engine and two have their own cache, like separate controllers. Every pin must
+// land exactly once and no writer may see an error.
+func TestConcurrentWritersAllLand(t *testing.T) {
+	s, url := seed(t)
+	shared := newEngine(t)
+	stages := []string{"dev", "qa", "staging", "prod"}
+	engines := []*Engine{shared, shared, newEngine(t), newEngine(t)}
+	start := make(chan struct{})
+	errs := make(chan error, len(stages)*2)
+	var attempts atomic.Int64
+	var wg sync.WaitGroup
+	for i, stage := range stages {
+		wg.Add(1)
+		go func(e *Engine, stage string) {
+			defer wg.Done()
+			<-start
+			for _, d := range []string{digestA, digestB} {
+				res, err := e.Pin(context.Background(), request(url, stage, d))
+				attempts.Add(int64(res.Attempts))
+				if err == nil && !res.Changed {
+					err = fmt.Errorf("pin of %s in %s made no commit: %+v", d, stage, res)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}(engines[i], stage)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	t.Logf("8 pins took %d push attempts", attempts.Load())
+	for err := range errs {
+		t.Error(err)
+	}
+	log := s.Log("fleet", "main")
+	if len(log) != 1+len(stages)*2 {
+		t.Fatalf("server has %d commits, want %d", len(log), 1+len(stages)*2)
+	}
+	seen := map[string]int{}
+	for _, c := range log[:len(log)-1] {
+		seen[c.Trailers[TrailerStage]+"/"+c.Trailers[TrailerDigest]]++
+		if len(c.Parents) != 1 {
+			t.Errorf("commit %s has %d parents, want a linear history", c.SHA, len(c.Parents))
+		}
+	}
+	for _, stage := range stages {
+		for _, d := range []string{digestA, digestB} {
+			if n := seen[stage+"/"+d]; n != 1 {
+				t.Errorf("%s/%s landed %d times", stage, d, n)
+			}
+		}
+		got, _ := s.File("fleet", "main", "envs/"+stage+"/kustomization.yaml")
+		if want := "digest: " + digestB; !strings.Contains(got, want) {
+			t.Errorf("%s holds:\n%s\nwant %s", stage, got, want)
+		}
+	}
+}
+
+// TestPushRaceReappliesOnNewTip makes the race certain: the server lands someone else's commit between our
+// reading the tip and our push, so the first push is refused and the pin is re-applied on the new tip.
+func TestPushRaceReappliesOnNewTip(t *testing.T) {
+	s, url := seed(t)
+	var once sync.Once
+	s.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			once.Do(func() { s.Commit("fleet", "main", map[string]string{"README.md": "someone else\n"}, "other writer") })
+		}
+		return false
+	})
+	res, err := newEngine(t).Pin(context.Background(), request(url, "prod", digestA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Attempts != 2 || !res.Changed {
+		t.Fatalf("result = %+v, want a commit on the second attempt", res)
+	}
+	log := s.Log("fleet", "main")
+	if len(log) != 3 || log[0].SHA != res.CommitSHA || log[1].Subject != "other writer" {
+		t.Fatalf("log = %+v", log)
+	}
+	if got, _ := s.File("fleet", "main", "README.md"); got != "someone else\n" {
+		t.Fatalf("the other writer's change was lost: %q", got)
+	}
+}
