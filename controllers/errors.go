@@ -1,0 +1,33 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+)
+
+// StallingError is bad input: the spec or a referenced object must change before Ferry can go on. The
+// reconciler sets Stalled with its reason and does not requeue; a watch on the referenced objects brings the
+// Promotion back when they change.
+type StallingError struct {
+	// Reason is a CamelCase condition and event reason.
+	Reason string
+	// Field is the path of the spec field at fault, for example "spec.stages[1].registry.secretRef".
+	Field string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *StallingError) Error() string { return fmt.Sprintf("%s: %v", e.Field, e.Err) }
+func (e *StallingError) Unwrap() error { return e.Err }
+
+// stalling builds a StallingError for a field.
+func stalling(reason, field, format string, args ...any) *StallingError {
+	return &StallingError{Reason: reason, Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// asStalling reports whether err is bad input, and returns it.
+func asStalling(err error) (*StallingError, bool) {
+	var s *StallingError
+	ok := errors.As(err, &s)
+	return s, ok
+}
