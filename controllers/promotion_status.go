@@ -11,8 +11,8 @@ import (
 
 // Condition reasons when the input is good.
 const (
-	ReasonSpecValid   = "SpecValid"
-	ReasonRetrying    = "RetryingAfterError"
+	ReasonSpecValid = "SpecValid"
+	ReasonRetrying  = "RetryingAfterError"
 )
 
 // specValidMessage is honest about what this version does once the spec is accepted.

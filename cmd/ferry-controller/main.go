@@ -22,7 +22,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, leaderElectionNamespace string
-		leaderElect                                    bool
+		leaderElect                                     bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
