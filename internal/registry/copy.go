@@ -12,8 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// CopyResult tells what a copy did. A result is returned only for a complete copy: the destination serves the
-// source digest and every attached artifact.
+// CopyResult tells what a copy did. Copy returns it without error only for a complete copy: the destination
+// serves the source digest and every attached artifact. With an error, the counters say what was done before
+// the failure, and the copy must not be taken as done.
 type CopyResult struct {
 	// Destination is DESTINATION_REPOSITORY@DIGEST.
 	Destination string

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"testing"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestCopyRefusesBadInputAndWritesNothing(t *testing.T) {
@@ -159,8 +157,6 @@ func TestCopyRetriesTransientFailures(t *testing.T) {
 func TestCopyNeverReportsAPartialCopy(t *testing.T) {
 	srcRepo := mustRepo(t, startRegistry(t, false)+"/app")
 	d := pushImage(t, srcRepo, 4096, 4)
-	img := descriptorOf(t, srcRepo.Digest(d.String()))
-	_ = img
 	var poisoned string
 	flaky, host := startFlaky(t, func(n int, digest string) string {
 		// One blob fails on every attempt, alternately with a 500 and a reset; the others go through.
@@ -291,6 +287,3 @@ func TestCopyWithDockerConfigJSONCredentials(t *testing.T) {
 		t.Errorf("Resolve with credentials = %q, %v", got, err)
 	}
 }
-
-var _ = tls.VersionTLS12
-var _ v1.Hash

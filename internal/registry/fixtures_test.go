@@ -2,11 +2,9 @@ package registry
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -204,6 +202,3 @@ func absentDigest(t testing.TB) v1.Hash {
 	}
 	return d
 }
-
-var _ = context.Background
-var _ = http.StatusOK
