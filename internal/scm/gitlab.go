@@ -34,6 +34,9 @@ func (g *gitlabBackend) name() string      { return "gitlab" }
 func (g *gitlabBackend) allowGroups() bool { return true }
 
 func glErr(err error) error {
+	if errors.Is(err, gitlab.ErrNotFound) { // the SDK turns every 404 into this sentinel
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
 	var er *gitlab.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		return statusErr(er.Response.StatusCode, err)
