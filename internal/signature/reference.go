@@ -19,7 +19,7 @@ func ParseDigestReference(s string) (name.Digest, error) {
 	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 		return name.Digest{}, malformed("image reference %q has both a tag and a digest; give the digest only", s)
 	}
-	d, err := name.NewDigest(s, name.StrictValidation)
+	d, err := name.NewDigest(s)
 	if err != nil {
 		return name.Digest{}, malformed("image reference %q: %v", s, err)
 	}

@@ -80,25 +80,33 @@ func Verify(ctx context.Context, ref string, p Policy, opts []remote.Option) (*R
 	if err != nil {
 		return nil, err
 	}
-	t, err := compile(p)
-	if err != nil {
-		err.(*Error).Ref = ref
-		return nil, err
-	}
-	return VerifyDigest(ctx, d, t, opts)
+	return VerifyDigest(ctx, d, p, opts)
 }
 
-// VerifyDigest is Verify for a parsed reference and an already compiled policy.
-func VerifyDigest(ctx context.Context, d name.Digest, t *trust, opts []remote.Option) (*Result, error) {
+// VerifyDigest is Verify for a reference the caller parsed (for example with registry options that mark an
+// insecure registry). Only sha256 digests are accepted.
+func VerifyDigest(ctx context.Context, d name.Digest, p Policy, opts []remote.Option) (*Result, error) {
 	image, err := v1.NewHash(d.DigestStr())
+	if err != nil || image.Algorithm != "sha256" {
+		return nil, &Error{Kind: KindMalformed, Ref: d.String(), Message: "only sha256 image digests are supported"}
+	}
+	t, err := compile(p)
 	if err != nil {
-		return nil, malformed("image digest %q: %v", d.DigestStr(), err)
+		err.(*Error).Ref = d.String()
+		return nil, err
 	}
 	found, err := discover(ctx, d, opts)
 	if err != nil {
 		return nil, err
 	}
 	return t.evaluate(d.String(), image, found)
+}
+
+// Validate reports whether the policy can be used (keys parse, the trusted root loads, identities and predicate
+// types are well formed), so that callers can refuse bad input before any side effect.
+func (p Policy) Validate() error {
+	_, err := compile(p)
+	return err
 }
 
 // evaluate applies the policy to the discovered candidates.

@@ -2,12 +2,11 @@ package signature
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	st "github.com/ferrycd/ferry/internal/signature/signaturetest"
 )
 
 // Both registry flavours: with the referrers API, and without it (referrers found through the sha256-<hex> tag).
@@ -19,19 +18,19 @@ var registryModes = []struct {
 func TestKeySignedLegacyTag(t *testing.T) {
 	for _, mode := range registryModes {
 		t.Run(mode.name, func(t *testing.T) {
-			reg := newTestRegistry(t, mode.referrers)
-			d := reg.pushImage(t, "app")
-			k := newKeySigner(t)
-			pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
+			reg := st.NewRegistry(t, mode.referrers)
+			d := reg.PushImage(t, "app")
+			k := st.NewKeySigner(t)
+			st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
 
-			res := verifyOK(t, d, Policy{Keys: [][]byte{k.pubPEM}})
-			if len(res.Signers) != 1 || res.Signers[0].KeyFingerprint != k.fingerprint() {
-				t.Fatalf("signers = %+v, want key %s", res.Signers, k.fingerprint())
+			res := verifyOK(t, d, Policy{Keys: [][]byte{k.PublicKeyPEM}})
+			if len(res.Signers) != 1 || res.Signers[0].KeyFingerprint != k.Fingerprint() {
+				t.Fatalf("signers = %+v, want key %s", res.Signers, k.Fingerprint())
 			}
 			if !strings.Contains(res.Signers[0].Source, ".sig") {
 				t.Errorf("signer source %q does not name the .sig tag", res.Signers[0].Source)
 			}
-			if !strings.Contains(res.Summary(), "key "+k.fingerprint()) {
+			if !strings.Contains(res.Summary(), "key "+k.Fingerprint()) {
 				t.Errorf("summary %q does not name the key", res.Summary())
 			}
 		})
@@ -41,12 +40,12 @@ func TestKeySignedLegacyTag(t *testing.T) {
 func TestKeySignedBundleReferrer(t *testing.T) {
 	for _, mode := range registryModes {
 		t.Run(mode.name, func(t *testing.T) {
-			reg := newTestRegistry(t, mode.referrers)
-			d := reg.pushImage(t, "app")
-			k := newKeySigner(t)
-			ref := pushBundle(t, d, k.bundle(t, statementJSON(d, predicateCosignSign)))
+			reg := st.NewRegistry(t, mode.referrers)
+			d := reg.PushImage(t, "app")
+			k := st.NewKeySigner(t)
+			ref := st.PushBundle(t, d, k.Bundle(t, st.Statement(d, predicateCosignSign)))
 
-			res := verifyOK(t, d, Policy{Keys: [][]byte{k.pubPEM}})
+			res := verifyOK(t, d, Policy{Keys: [][]byte{k.PublicKeyPEM}})
 			if len(res.Signers) != 1 || res.Signers[0].Source != "referrer "+ref.String() {
 				t.Fatalf("signers = %+v, want one from referrer %s", res.Signers, ref)
 			}
@@ -60,50 +59,50 @@ func TestKeySignedBundleReferrer(t *testing.T) {
 func TestKeylessBundleAndLegacy(t *testing.T) {
 	for _, mode := range registryModes {
 		t.Run(mode.name, func(t *testing.T) {
-			reg := newTestRegistry(t, mode.referrers)
-			ks := newKeyless(t)
+			reg := st.NewRegistry(t, mode.referrers)
+			ks := st.NewKeyless(t)
 
-			bundled := reg.pushImage(t, "bundled")
-			pushBundle(t, bundled, ks.bundle(t, testSubject, testIssuer, statementJSON(bundled, predicateCosignSign)))
-			res := verifyOK(t, bundled, ks.policy())
-			if s := res.Signers[0]; s.Subject != testSubject || s.Issuer != testIssuer {
-				t.Fatalf("signer = %+v, want %s from %s", s, testSubject, testIssuer)
+			bundled := reg.PushImage(t, "bundled")
+			st.PushBundle(t, bundled, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(bundled, predicateCosignSign)))
+			res := verifyOK(t, bundled, keylessPolicy(ks))
+			if s := res.Signers[0]; s.Subject != st.Subject || s.Issuer != st.Issuer {
+				t.Fatalf("signer = %+v, want %s from %s", s, st.Subject, st.Issuer)
 			}
 
-			legacy := reg.pushImage(t, "legacy")
-			pushLegacy(t, legacy, "sig", ks.legacySignature(t, testSubject, testIssuer, simpleSigningPayload(legacy)))
-			res = verifyOK(t, legacy, ks.policy())
-			if s := res.Signers[0]; s.Subject != testSubject || s.Issuer != testIssuer {
-				t.Fatalf("signer = %+v, want %s from %s", s, testSubject, testIssuer)
+			legacy := reg.PushImage(t, "legacy")
+			st.PushLegacy(t, legacy, "sig", ks.LegacySignature(t, st.Subject, st.Issuer, st.SimpleSigningPayload(legacy)))
+			res = verifyOK(t, legacy, keylessPolicy(ks))
+			if s := res.Signers[0]; s.Subject != st.Subject || s.Issuer != st.Issuer {
+				t.Fatalf("signer = %+v, want %s from %s", s, st.Subject, st.Issuer)
 			}
 		})
 	}
 }
 
 func TestKeylessIdentityRegexpIsAnchored(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	ks := newKeyless(t)
-	d := reg.pushImage(t, "app")
-	pushBundle(t, d, ks.bundle(t, testSubject, testIssuer, statementJSON(d, predicateCosignSign)))
+	reg := st.NewRegistry(t, true)
+	ks := st.NewKeyless(t)
+	d := reg.PushImage(t, "app")
+	st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, predicateCosignSign)))
 
-	verifyOK(t, d, ks.policy(Identity{IssuerRegexp: `https://issuer\.example\.test`, SubjectRegexp: `.*@example\.test`}))
-	verifyFails(t, d.String(), ks.policy(Identity{Issuer: testIssuer, SubjectRegexp: `ci@example`}),
-		KindUntrusted, "certificate identity mismatch", testSubject)
+	verifyOK(t, d, keylessPolicy(ks, Identity{IssuerRegexp: `https://issuer\.example\.test`, SubjectRegexp: `.*@example\.test`}))
+	verifyFails(t, d.String(), keylessPolicy(ks, Identity{Issuer: st.Issuer, SubjectRegexp: `ci@example`}),
+		KindUntrusted, "certificate identity mismatch", st.Subject)
 }
 
 func TestKeylessIdentityMismatch(t *testing.T) {
-	reg := newTestRegistry(t, false)
-	ks := newKeyless(t)
-	d := reg.pushImage(t, "app")
-	pushBundle(t, d, ks.bundle(t, testSubject, testIssuer, statementJSON(d, predicateCosignSign)))
-	pushLegacy(t, d, "sig", ks.legacySignature(t, testSubject, testIssuer, simpleSigningPayload(d)))
+	reg := st.NewRegistry(t, false)
+	ks := st.NewKeyless(t)
+	d := reg.PushImage(t, "app")
+	st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, predicateCosignSign)))
+	st.PushLegacy(t, d, "sig", ks.LegacySignature(t, st.Subject, st.Issuer, st.SimpleSigningPayload(d)))
 
 	for name, id := range map[string]Identity{
-		"subject": {Issuer: testIssuer, Subject: "someone-else@example.test"},
-		"issuer":  {Issuer: "https://other-issuer.example.test", Subject: testSubject},
+		"subject": {Issuer: st.Issuer, Subject: "someone-else@example.test"},
+		"issuer":  {Issuer: "https://other-issuer.example.test", Subject: st.Subject},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := verifyFails(t, d.String(), ks.policy(id), KindUntrusted, "certificate identity mismatch")
+			e := verifyFails(t, d.String(), keylessPolicy(ks, id), KindUntrusted, "certificate identity mismatch")
 			if len(e.Reasons) != 2 {
 				t.Fatalf("reasons = %q, want one per signature (legacy and referrer)", e.Reasons)
 			}
@@ -115,31 +114,31 @@ func TestKeylessIdentityMismatch(t *testing.T) {
 }
 
 func TestKeylessUntrustedRoot(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	signer, other := newKeyless(t), newKeyless(t)
-	d := reg.pushImage(t, "app")
-	pushBundle(t, d, signer.bundle(t, testSubject, testIssuer, statementJSON(d, predicateCosignSign)))
-	verifyFails(t, d.String(), other.policy(), KindUntrusted, "certificate not trusted")
+	reg := st.NewRegistry(t, true)
+	signer, other := st.NewKeyless(t), st.NewKeyless(t)
+	d := reg.PushImage(t, "app")
+	st.PushBundle(t, d, signer.Bundle(t, st.Subject, st.Issuer, st.Statement(d, predicateCosignSign)))
+	verifyFails(t, d.String(), keylessPolicy(other), KindUntrusted, "certificate not trusted")
 }
 
 func TestUnsigned(t *testing.T) {
 	for _, mode := range registryModes {
 		t.Run(mode.name, func(t *testing.T) {
-			reg := newTestRegistry(t, mode.referrers)
-			d := reg.pushImage(t, "app")
-			verifyFails(t, d.String(), Policy{Keys: [][]byte{newKeySigner(t).pubPEM}}, KindUnsigned, "no signature found")
+			reg := st.NewRegistry(t, mode.referrers)
+			d := reg.PushImage(t, "app")
+			verifyFails(t, d.String(), Policy{Keys: [][]byte{st.NewKeySigner(t).PublicKeyPEM}}, KindUnsigned, "no signature found")
 		})
 	}
 }
 
 func TestWrongKey(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	signer, accepted := newKeySigner(t), newKeySigner(t)
-	pushLegacy(t, d, "sig", signer.legacySignature(t, simpleSigningPayload(d)))
-	ref := pushBundle(t, d, signer.bundle(t, statementJSON(d, predicateCosignSign)))
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	signer, accepted := st.NewKeySigner(t), st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", signer.LegacySignature(t, st.SimpleSigningPayload(d)))
+	ref := st.PushBundle(t, d, signer.Bundle(t, st.Statement(d, predicateCosignSign)))
 
-	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{accepted.pubPEM}}, KindUntrusted, "key mismatch")
+	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{accepted.PublicKeyPEM}}, KindUntrusted, "key mismatch")
 	want := fmt.Sprintf("signature 2 (referrer %s): key mismatch", ref)
 	if len(e.Reasons) != 2 || !strings.HasPrefix(e.Reasons[1], want) {
 		t.Fatalf("reasons = %q, want the second to start with %q", e.Reasons, want)
@@ -147,82 +146,82 @@ func TestWrongKey(t *testing.T) {
 }
 
 func TestKeyedSignatureButKeylessPolicy(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	pushBundle(t, d, newKeySigner(t).bundle(t, statementJSON(d, predicateCosignSign)))
-	verifyFails(t, d.String(), newKeyless(t).policy(), KindUntrusted, "signed with a key, but the policy accepts no keys")
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	st.PushBundle(t, d, st.NewKeySigner(t).Bundle(t, st.Statement(d, predicateCosignSign)))
+	verifyFails(t, d.String(), keylessPolicy(st.NewKeyless(t)), KindUntrusted, "signed with a key, but the policy accepts no keys")
 }
 
 func TestSignatureOverAnotherDigest(t *testing.T) {
-	reg := newTestRegistry(t, false)
-	d := reg.pushImage(t, "app")
-	other := reg.pushImage(t, "other")
-	k := newKeySigner(t)
+	reg := st.NewRegistry(t, false)
+	d := reg.PushImage(t, "app")
+	other := reg.PushImage(t, "other")
+	k := st.NewKeySigner(t)
 	// Both layouts carry a valid signature by the accepted key, but over the other image's digest.
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(other)))
-	pushBundle(t, d, k.bundle(t, statementJSON(other, predicateCosignSign)))
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(other)))
+	st.PushBundle(t, d, k.Bundle(t, st.Statement(other, predicateCosignSign)))
 
-	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{k.pubPEM}}, KindDigestMismatch, other.DigestStr())
+	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{k.PublicKeyPEM}}, KindDigestMismatch, other.DigestStr())
 	if len(e.Reasons) != 2 {
 		t.Fatalf("reasons = %q, want two", e.Reasons)
 	}
 }
 
 func TestTamperedPayload(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	k := newKeySigner(t)
-	l := k.legacySignature(t, simpleSigningPayload(d))
-	l.content = []byte(strings.Replace(string(l.content), `"optional":null`, `"optional":{"tampered":"yes"}`, 1))
-	pushLegacy(t, d, "sig", l)
-	verifyFails(t, d.String(), Policy{Keys: [][]byte{k.pubPEM}}, KindUntrusted, "key mismatch", "altered content")
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	k := st.NewKeySigner(t)
+	l := k.LegacySignature(t, st.SimpleSigningPayload(d))
+	l.Content = []byte(strings.Replace(string(l.Content), `"optional":null`, `"optional":{"tampered":"yes"}`, 1))
+	st.PushLegacy(t, d, "sig", l)
+	verifyFails(t, d.String(), Policy{Keys: [][]byte{k.PublicKeyPEM}}, KindUntrusted, "key mismatch", "altered content")
 }
 
 func TestMalformedSignatureLayerDoesNotHideAGoodOne(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	k := newKeySigner(t)
-	bad := k.legacySignature(t, simpleSigningPayload(d))
-	bad.annotations[annotationSignature] = "not base64!"
-	pushLegacy(t, d, "sig", bad)
-	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{k.pubPEM}}, KindUntrusted, "malformed", annotationSignature)
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	k := st.NewKeySigner(t)
+	bad := k.LegacySignature(t, st.SimpleSigningPayload(d))
+	bad.Annotations[annotationSignature] = "not base64!"
+	st.PushLegacy(t, d, "sig", bad)
+	e := verifyFails(t, d.String(), Policy{Keys: [][]byte{k.PublicKeyPEM}}, KindUntrusted, "malformed", annotationSignature)
 	if len(e.Reasons) != 1 {
 		t.Fatalf("reasons = %q", e.Reasons)
 	}
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
-	verifyOK(t, d, Policy{Keys: [][]byte{k.pubPEM}})
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	verifyOK(t, d, Policy{Keys: [][]byte{k.PublicKeyPEM}})
 }
 
 func TestThresholdCountsDistinctSigners(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	a, b := newKeySigner(t), newKeySigner(t)
-	p := Policy{Keys: [][]byte{a.pubPEM, b.pubPEM}, Threshold: 2}
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	a, b := st.NewKeySigner(t), st.NewKeySigner(t)
+	p := Policy{Keys: [][]byte{a.PublicKeyPEM, b.PublicKeyPEM}, Threshold: 2}
 
 	// The same key signing twice, in both layouts, is still one signer.
-	pushLegacy(t, d, "sig", a.legacySignature(t, simpleSigningPayload(d)))
-	pushBundle(t, d, a.bundle(t, statementJSON(d, predicateCosignSign)))
+	st.PushLegacy(t, d, "sig", a.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushBundle(t, d, a.Bundle(t, st.Statement(d, predicateCosignSign)))
 	verifyFails(t, d.String(), p, KindUntrusted, "1 of 2 required distinct signers")
 
-	pushLegacy(t, d, "sig", b.legacySignature(t, simpleSigningPayload(d)))
+	st.PushLegacy(t, d, "sig", b.LegacySignature(t, st.SimpleSigningPayload(d)))
 	res := verifyOK(t, d, p)
 	got := map[string]bool{}
 	for _, s := range res.Signers {
 		got[s.KeyFingerprint] = true
 	}
-	if len(res.Signers) != 2 || !got[a.fingerprint()] || !got[b.fingerprint()] {
+	if len(res.Signers) != 2 || !got[a.Fingerprint()] || !got[b.Fingerprint()] {
 		t.Fatalf("signers = %+v, want both keys", res.Signers)
 	}
 }
 
 func TestThresholdMixesKeysAndIdentities(t *testing.T) {
-	reg := newTestRegistry(t, false)
-	d := reg.pushImage(t, "app")
-	k, ks := newKeySigner(t), newKeyless(t)
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
-	pushBundle(t, d, ks.bundle(t, testSubject, testIssuer, statementJSON(d, predicateCosignSign)))
-	p := ks.policy()
-	p.Keys, p.Threshold = [][]byte{k.pubPEM}, 2
+	reg := st.NewRegistry(t, false)
+	d := reg.PushImage(t, "app")
+	k, ks := st.NewKeySigner(t), st.NewKeyless(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, predicateCosignSign)))
+	p := keylessPolicy(ks)
+	p.Keys, p.Threshold = [][]byte{k.PublicKeyPEM}, 2
 	if res := verifyOK(t, d, p); len(res.Signers) != 2 {
 		t.Fatalf("signers = %+v, want the key and the identity", res.Signers)
 	}
@@ -231,26 +230,26 @@ func TestThresholdMixesKeysAndIdentities(t *testing.T) {
 func TestRequiredAttestations(t *testing.T) {
 	for _, mode := range registryModes {
 		t.Run(mode.name, func(t *testing.T) {
-			reg := newTestRegistry(t, mode.referrers)
-			d := reg.pushImage(t, "app")
-			k, ks := newKeySigner(t), newKeyless(t)
-			pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
+			reg := st.NewRegistry(t, mode.referrers)
+			d := reg.PushImage(t, "app")
+			k, ks := st.NewKeySigner(t), st.NewKeyless(t)
+			st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
 			// SLSA provenance in the legacy .att tag, SPDX as a key-signed bundle, CycloneDX as a keyless bundle.
-			pushLegacy(t, d, "att", k.legacyAttestation(t, statementJSON(d, PredicateSLSAProvenanceV1)))
-			pushBundle(t, d, k.bundle(t, statementJSON(d, PredicateSPDX)))
-			pushBundle(t, d, ks.bundle(t, testSubject, testIssuer, statementJSON(d, PredicateCycloneDX)))
+			st.PushLegacy(t, d, "att", k.LegacyAttestation(t, st.Statement(d, PredicateSLSAProvenanceV1)))
+			st.PushBundle(t, d, k.Bundle(t, st.Statement(d, PredicateSPDX)))
+			st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, PredicateCycloneDX)))
 
-			p := ks.policy()
-			p.Keys = [][]byte{k.pubPEM}
+			p := keylessPolicy(ks)
+			p.Keys = [][]byte{k.PublicKeyPEM}
 			p.RequiredAttestations = []string{"slsaprovenance1", "spdxjson", PredicateCycloneDX}
 			res := verifyOK(t, d, p)
 			found := map[string]Signer{}
 			for _, a := range res.Attestations {
 				found[a.PredicateType] = a.Signer
 			}
-			if found[PredicateSLSAProvenanceV1].KeyFingerprint != k.fingerprint() ||
-				found[PredicateSPDX].KeyFingerprint != k.fingerprint() ||
-				found[PredicateCycloneDX].Subject != testSubject {
+			if found[PredicateSLSAProvenanceV1].KeyFingerprint != k.Fingerprint() ||
+				found[PredicateSPDX].KeyFingerprint != k.Fingerprint() ||
+				found[PredicateCycloneDX].Subject != st.Subject {
 				t.Fatalf("attestations = %+v", res.Attestations)
 			}
 			if !strings.Contains(res.Summary(), PredicateCycloneDX) {
@@ -261,24 +260,24 @@ func TestRequiredAttestations(t *testing.T) {
 }
 
 func TestMissingAttestation(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	k := newKeySigner(t)
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
-	pushLegacy(t, d, "att", k.legacyAttestation(t, statementJSON(d, PredicateSPDX)))
-	p := Policy{Keys: [][]byte{k.pubPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	k := st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushLegacy(t, d, "att", k.LegacyAttestation(t, st.Statement(d, PredicateSPDX)))
+	p := Policy{Keys: [][]byte{k.PublicKeyPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
 	verifyFails(t, d.String(), p, KindMissingAttestation, "no attestation of type "+PredicateSLSAProvenanceV1+" found")
 }
 
 func TestAttestationForAnotherSubject(t *testing.T) {
-	reg := newTestRegistry(t, false)
-	d := reg.pushImage(t, "app")
-	other := reg.pushImage(t, "other")
-	k := newKeySigner(t)
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
-	pushLegacy(t, d, "att", k.legacyAttestation(t, statementJSON(other, PredicateSLSAProvenanceV1)))
-	pushBundle(t, d, k.bundle(t, statementJSON(other, PredicateSLSAProvenanceV1)))
-	p := Policy{Keys: [][]byte{k.pubPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
+	reg := st.NewRegistry(t, false)
+	d := reg.PushImage(t, "app")
+	other := reg.PushImage(t, "other")
+	k := st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushLegacy(t, d, "att", k.LegacyAttestation(t, st.Statement(other, PredicateSLSAProvenanceV1)))
+	st.PushBundle(t, d, k.Bundle(t, st.Statement(other, PredicateSLSAProvenanceV1)))
+	p := Policy{Keys: [][]byte{k.PublicKeyPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
 	e := verifyFails(t, d.String(), p, KindMissingAttestation, "statement subject is "+other.DigestStr())
 	if len(e.Reasons) != 2 || !strings.HasPrefix(e.Reasons[0], "attestation 1 (tag sha256-") {
 		t.Fatalf("reasons = %q", e.Reasons)
@@ -286,26 +285,26 @@ func TestAttestationForAnotherSubject(t *testing.T) {
 }
 
 func TestAttestationByUntrustedSigner(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
-	k, stranger := newKeySigner(t), newKeySigner(t)
-	pushLegacy(t, d, "sig", k.legacySignature(t, simpleSigningPayload(d)))
-	pushBundle(t, d, stranger.bundle(t, statementJSON(d, PredicateSLSAProvenanceV1)))
-	p := Policy{Keys: [][]byte{k.pubPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	k, stranger := st.NewKeySigner(t), st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushBundle(t, d, stranger.Bundle(t, st.Statement(d, PredicateSLSAProvenanceV1)))
+	p := Policy{Keys: [][]byte{k.PublicKeyPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
 	verifyFails(t, d.String(), p, KindMissingAttestation, "attestation 1 (referrer sha256:", "key mismatch")
 }
 
 func TestImageNotFound(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	reg.pushImage(t, "app")
-	missing := reg.host + "/app@sha256:" + strings.Repeat("ab", 32)
-	verifyFails(t, missing, Policy{Keys: [][]byte{newKeySigner(t).pubPEM}}, KindNotFound, "not found")
-	verifyFails(t, reg.host+"/nothing@sha256:"+strings.Repeat("cd", 32), Policy{Keys: [][]byte{newKeySigner(t).pubPEM}}, KindNotFound)
+	reg := st.NewRegistry(t, true)
+	reg.PushImage(t, "app")
+	missing := reg.Host + "/app@sha256:" + strings.Repeat("ab", 32)
+	verifyFails(t, missing, Policy{Keys: [][]byte{st.NewKeySigner(t).PublicKeyPEM}}, KindNotFound, "not found")
+	verifyFails(t, reg.Host+"/nothing@sha256:"+strings.Repeat("cd", 32), Policy{Keys: [][]byte{st.NewKeySigner(t).PublicKeyPEM}}, KindNotFound)
 }
 
 func TestMalformedInput(t *testing.T) {
-	key := newKeySigner(t).pubPEM
-	ks := newKeyless(t)
+	key := st.NewKeySigner(t).PublicKeyPEM
+	ks := st.NewKeyless(t)
 	good := "127.0.0.1:5000/app@sha256:" + strings.Repeat("ab", 32)
 	cases := []struct {
 		name string
@@ -320,11 +319,11 @@ func TestMalformedInput(t *testing.T) {
 		{"no signer", good, Policy{}, "accepts no signer"},
 		{"key not PEM", good, Policy{Keys: [][]byte{[]byte("ssh-ed25519 AAAA")}}, "policy key 1"},
 		{"key is a private key", good, Policy{Keys: [][]byte{[]byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")}}, "policy key 1"},
-		{"identity without root", good, Policy{Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}}, "need a trusted root"},
-		{"root without identity", good, Policy{Keys: [][]byte{key}, TrustedRoot: ks.rootJSON}, "no keyless identity"},
-		{"root not JSON", good, Policy{Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}, TrustedRoot: []byte("{nope")}, "trusted root"},
-		{"identity without subject", good, Policy{Identities: []Identity{{Issuer: testIssuer}}, TrustedRoot: ks.rootJSON}, "subject"},
-		{"identity with bad regexp", good, Policy{Identities: []Identity{{Issuer: testIssuer, SubjectRegexp: "("}}, TrustedRoot: ks.rootJSON}, "policy identity 1"},
+		{"identity without root", good, Policy{Identities: []Identity{{Issuer: st.Issuer, Subject: st.Subject}}}, "need a trusted root"},
+		{"root without identity", good, Policy{Keys: [][]byte{key}, TrustedRoot: ks.TrustedRootJSON}, "no keyless identity"},
+		{"root not JSON", good, Policy{Identities: []Identity{{Issuer: st.Issuer, Subject: st.Subject}}, TrustedRoot: []byte("{nope")}, "trusted root"},
+		{"identity without subject", good, Policy{Identities: []Identity{{Issuer: st.Issuer}}, TrustedRoot: ks.TrustedRootJSON}, "subject"},
+		{"identity with bad regexp", good, Policy{Identities: []Identity{{Issuer: st.Issuer, SubjectRegexp: "("}}, TrustedRoot: ks.TrustedRootJSON}, "policy identity 1"},
 		{"negative threshold", good, Policy{Keys: [][]byte{key}, Threshold: -1}, "negative"},
 		{"threshold above keys", good, Policy{Keys: [][]byte{key}, Threshold: 2}, "exceeds"},
 		{"unknown predicate", good, Policy{Keys: [][]byte{key}, RequiredAttestations: []string{"provenance"}}, "provenance"},
@@ -337,11 +336,11 @@ func TestMalformedInput(t *testing.T) {
 }
 
 func TestRegistryFailureHasNoKind(t *testing.T) {
-	reg := newTestRegistry(t, true)
-	d := reg.pushImage(t, "app")
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Verify(ctx, d.String(), Policy{Keys: [][]byte{newKeySigner(t).pubPEM}}, nil)
+	_, err := Verify(ctx, d.String(), Policy{Keys: [][]byte{st.NewKeySigner(t).PublicKeyPEM}}, nil)
 	if err == nil || KindOf(err) != "" {
 		t.Fatalf("Verify with a cancelled context = %v (kind %q), want a retryable error of no kind", err, KindOf(err))
 	}
@@ -355,6 +354,4 @@ func TestParseDigestReference(t *testing.T) {
 	if d.RegistryStr() != "localhost:5000" || d.RepositoryStr() != "team/app" {
 		t.Fatalf("parsed %s as registry %q repository %q", d, d.RegistryStr(), d.RepositoryStr())
 	}
-	_ = base64.StdEncoding
-	_ = name.Digest{}
 }
