@@ -21,6 +21,7 @@ type copyOptions struct {
 	caFile       string   // extra PEM trust roots
 	insecure     []string // registries allowed over plain HTTP besides loopback
 	jobs         int
+	verify       verifyFlags // when set: verify at the source before copying, and at the destination after
 }
 
 func newCopyCmd() *cobra.Command {
@@ -42,6 +43,7 @@ func newCopyCmd() *cobra.Command {
 	f.StringVar(&opts.caFile, "ca-file", "", "PEM file of extra certificate authorities to trust")
 	f.StringSliceVar(&opts.insecure, "insecure-registry", nil, "registry host[:port] that may be reached over plain HTTP (repeatable)")
 	f.IntVar(&opts.jobs, "jobs", 4, "blobs copied in parallel")
+	opts.verify.bind(cmd)
 	return cmd
 }
 
@@ -59,6 +61,10 @@ func runCopy(ctx context.Context, out io.Writer, src, dst string, opts copyOptio
 		return err
 	}
 	defer client.Close()
+	srcVerified, err := opts.verify.verifyIfAsked(ctx, src, ropts)
+	if err != nil {
+		return fmt.Errorf("nothing copied: %w", err)
+	}
 	res, err := client.Copy(ctx, src, dst)
 	if err != nil {
 		if errors.Is(err, registry.ErrDigestRequired) {
@@ -73,6 +79,13 @@ func runCopy(ctx context.Context, out io.Writer, src, dst string, opts copyOptio
 	fmt.Fprintf(out, "referrers: %d copied, %d already present; signature tags: %d copied, %d already present\n",
 		res.ReferrersCopied, res.ReferrersSkipped, res.TagsCopied, res.TagsSkipped)
 	fmt.Fprintf(out, "requests: %d\n", res.Requests)
+	if srcVerified != nil {
+		dstVerified, err := opts.verify.verifyIfAsked(ctx, res.Destination, ropts)
+		if err != nil {
+			return fmt.Errorf("copied, but verification at the destination failed: %w", err)
+		}
+		fmt.Fprintf(out, "source %s\ndestination %s\n", srcVerified.Summary(), dstVerified.Summary())
+	}
 	return nil
 }
 

@@ -108,3 +108,47 @@ func TestVerifyCommandRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestCopyVerifiesSourceAndDestination(t *testing.T) {
+	src, dst := st.NewRegistry(t, true), st.NewRegistry(t, false)
+	d := src.PushImage(t, "team/app")
+	k, ks := st.NewKeySigner(t), st.NewKeyless(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, signature.PredicateSPDX)))
+	key := writeFile(t, "cosign.pub", k.PublicKeyPEM)
+	root := writeFile(t, "trusted_root.json", ks.TrustedRootJSON)
+
+	out, err := runFerry(t, "copy", d.String(), dst.Host+"/prod/app", "--key", key, "--trusted-root", root,
+		"--certificate-oidc-issuer", st.Issuer, "--certificate-identity", st.Subject, "--require-attestation", "spdxjson")
+	if err != nil {
+		t.Fatalf("ferry copy --key: %v\n%s", err, out)
+	}
+	dstRef := dst.Host + "/prod/app@" + d.DigestStr()
+	if !strings.Contains(out, "source verified "+d.String()) || !strings.Contains(out, "destination verified "+dstRef) {
+		t.Fatalf("output does not report both verifications:\n%s", out)
+	}
+}
+
+func TestCopyRefusesUnverifiedSource(t *testing.T) {
+	src, dst := st.NewRegistry(t, true), st.NewRegistry(t, true)
+	d := src.PushImage(t, "team/app")
+	signer, other := st.NewKeySigner(t), st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", signer.LegacySignature(t, st.SimpleSigningPayload(d)))
+	otherKey := writeFile(t, "other.pub", other.PublicKeyPEM)
+
+	for name, args := range map[string][]string{
+		"wrong key":      {"--key", otherKey},
+		"partial policy": {"--require-attestation", "slsaprovenance1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := runFerry(t, append([]string{"copy", d.String(), dst.Host + "/prod/app"}, args...)...)
+			if err == nil || !strings.Contains(err.Error(), "nothing copied") {
+				t.Fatalf("ferry copy = %v, want a refusal before copying\n%s", err, out)
+			}
+			_, err = runFerry(t, "verify", dst.Host+"/prod/app@"+d.DigestStr(), "--key", otherKey)
+			if signature.KindOf(err) != signature.KindNotFound {
+				t.Fatalf("destination after a refused copy: %v, want NotFound", err)
+			}
+		})
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferrycd/ferry/internal/registry"
 	"github.com/ferrycd/ferry/internal/signature"
 )
 
@@ -34,15 +36,33 @@ func (f *verifyFlags) bind(cmd *cobra.Command) {
 	fs.IntVar(&f.threshold, "threshold", 1, "how many distinct accepted signers must have signed the digest")
 }
 
-// enabled reports whether any signer was given, i.e. whether verification was asked for.
+// enabled reports whether any verification flag was given. Any flag counts, not only signers, so that a partial
+// policy (say --require-attestation alone) is refused by policy() rather than silently skipped.
 func (f *verifyFlags) enabled() bool {
+	return f.hasSigner() || f.issuer != "" || f.issuerRegexp != "" || f.trustedRoot != "" ||
+		len(f.attestations) > 0 || f.threshold != 1
+}
+
+func (f *verifyFlags) hasSigner() bool {
 	return len(f.keys) > 0 || len(f.identities) > 0 || len(f.identityRegexps) > 0
+}
+
+// verifyIfAsked verifies ref when verification flags were given, and returns nil, nil when none were.
+func (f *verifyFlags) verifyIfAsked(ctx context.Context, ref string, ro registry.Options) (*signature.Result, error) {
+	if !f.enabled() {
+		return nil, nil
+	}
+	p, err := f.policy()
+	if err != nil {
+		return nil, err
+	}
+	return verifyImage(ctx, ref, p, ro)
 }
 
 // policy reads the files the flags name and builds a validated signature policy.
 func (f *verifyFlags) policy() (signature.Policy, error) {
 	p := signature.Policy{RequiredAttestations: f.attestations, Threshold: f.threshold}
-	if !f.enabled() {
+	if !f.hasSigner() {
 		return p, fmt.Errorf("no signer given: use --key, or --certificate-identity with --certificate-oidc-issuer and --trusted-root")
 	}
 	for _, file := range f.keys {
