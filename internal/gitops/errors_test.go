@@ -153,7 +153,7 @@ func TestPushRejectedForAnotherReasonIsNotRetried(t *testing.T) {
 	s.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
 			posts++
-			http.Error(w, "quota exceeded", http.StatusInsufficientStorage)
+			http.Error(w, "push too large for this proxy", http.StatusRequestEntityTooLarge)
 			return true
 		}
 		return false

@@ -166,6 +166,9 @@ var (
 	ErrAuth = errors.New("authentication failed")
 	// ErrRejected: the server refused the push for a reason other than a race (protected branch, hook, policy).
 	ErrRejected = errors.New("push rejected")
+	// ErrOutcomeUnknown: the push got no answer or a server error, so it may have landed. Running the same Pin
+	// again finds out: a landed commit is recognised by its trailers and content and not made twice.
+	ErrOutcomeUnknown = errors.New("push outcome unknown")
 )
 
 // classify wraps transport errors so callers can tell bad credentials from a missing repository.

@@ -3,6 +3,7 @@ package gitops
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // rejection is a push the server answered with "ng": racy ones (the ref moved under us) are retried, the rest
@@ -54,12 +56,17 @@ func push(ctx context.Context, sess transport.ReceivePackSession, adv *packp.Adv
 	return nil
 }
 
+// classifyPush tells a refusal (the server answered 4xx: nothing landed) from an unknown outcome (no answer, or
+// 5xx: the commit may have landed). Neither is retried here; running the same Pin again settles an unknown
+// outcome, because a landed commit is recognised by its trailers.
 func classifyPush(err error, serverSaid string) error {
-	c := classify("server answered", err)
-	if strings.Contains(c.Error(), ErrAuth.Error()) {
-		return c
+	if errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) {
+		return fmt.Errorf("%w: %v", ErrAuth, err)
 	}
-	return fmt.Errorf("%w: %v%s", ErrRejected, err, said(serverSaid))
+	if code := httpStatus(err); code >= 400 && code < 500 {
+		return fmt.Errorf("%w: %v%s", ErrRejected, err, said(serverSaid))
+	}
+	return fmt.Errorf("%w: %v%s", ErrOutcomeUnknown, err, said(serverSaid))
 }
 
 func rejected(report *packp.ReportStatus, serverSaid string, tip plumbing.Hash) error {
@@ -98,4 +105,17 @@ func said(s string) string {
 		s = s[:400] + "…"
 	}
 	return " (server said: " + s + ")"
+}
+
+// httpStatus digs the HTTP status out of a go-git error (its UnexpectedError does not unwrap); 0 when none.
+func httpStatus(err error) int {
+	var unexpected *plumbing.UnexpectedError
+	if errors.As(err, &unexpected) {
+		err = unexpected.Err
+	}
+	var httpErr *githttp.Err
+	if errors.As(err, &httpErr) {
+		return httpErr.StatusCode()
+	}
+	return 0
 }

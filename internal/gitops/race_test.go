@@ -2,12 +2,15 @@ package gitops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ferrycd/ferry/internal/gitserver"
 )
 
 // TestConcurrentWritersAllLand runs four writers, one per stage, pinning two digests each into the same branch
@@ -94,5 +97,38 @@ func TestPushRaceReappliesOnNewTip(t *testing.T) {
 	}
 	if got, _ := s.File("fleet", "main", "README.md"); got != "someone else\n" {
 		t.Fatalf("the other writer's change was lost: %q", got)
+	}
+}
+
+// TestLostPushResponseIsRecognisedOnRetry: the server takes the push but the client never hears back (the
+// connection drops). The Pin fails; running it again — as a controller does after an error or a restart —
+// finds the commit by its trailers and content and makes no second one.
+func TestLostPushResponseIsRecognisedOnRetry(t *testing.T) {
+	s, url := seed(t)
+	var once sync.Once
+	s.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		handled := false
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			once.Do(func() {
+				s.ServeGit(&gitserver.Discard{}, r)
+				http.Error(w, "connection reset", http.StatusBadGateway)
+				handled = true
+			})
+		}
+		return handled
+	})
+	req := request(url, "prod", digestA)
+	if _, err := newEngine(t).Pin(context.Background(), req); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	landed := s.Head("fleet", "main")
+	for _, e := range []*Engine{newEngine(t), newEngine(t)} {
+		res, err := e.Pin(context.Background(), req)
+		if err != nil || res.Changed || !res.Recognized || res.CommitSHA != landed {
+			t.Fatalf("retry = %+v, %v; want recognition of %s", res, err, landed)
+		}
+	}
+	if n := len(s.Log("fleet", "main")); n != 2 {
+		t.Fatalf("server has %d commits, want 2", n)
 	}
 }

@@ -26,11 +26,12 @@ type Server struct {
 	// URL is the base URL; repositories live at URL + "/" + name + ".git".
 	URL string
 
-	t    testing.TB
-	git  string
-	root string // GIT_PROJECT_ROOT: the bare repositories
-	home string // HOME for every git process, so no user configuration leaks in
-	srv  *httptest.Server
+	t       testing.TB
+	git     string
+	root    string // GIT_PROJECT_ROOT: the bare repositories
+	backend http.Handler
+	home    string // HOME for every git process, so no user configuration leaks in
+	srv     *httptest.Server
 
 	mu          sync.Mutex
 	user, pass  string
@@ -56,6 +57,7 @@ func Start(t testing.TB) *Server {
 			"PATH=" + os.Getenv("PATH"),
 		},
 	}
+	s.backend = backend
 	s.srv = httptest.NewServer(s.handler(backend)) // httptest listens on 127.0.0.1 only
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -197,3 +199,19 @@ func (s *Server) Env() []string {
 
 // GitBin is the path of the git binary the server runs.
 func (s *Server) GitBin() string { return s.git }
+
+// ServeGit lets an Interceptor hand a request to git itself, e.g. to let a push land and then answer the client
+// with an error, as when a connection drops after the server committed.
+func (s *Server) ServeGit(w http.ResponseWriter, r *http.Request) { s.backend.ServeHTTP(w, r) }
+
+// Discard is a ResponseWriter that throws the response away (for ServeGit).
+type Discard struct{ h http.Header }
+
+func (d *Discard) Header() http.Header {
+	if d.h == nil {
+		d.h = http.Header{}
+	}
+	return d.h
+}
+func (d *Discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *Discard) WriteHeader(int)             {}
