@@ -46,6 +46,9 @@ type Options struct {
 	MaxAttempts int
 	// RetryBase is the first back-off between push attempts; later ones double, with jitter (default 50ms).
 	RetryBase time.Duration
+	// MaxPacks bounds the packs a cache may collect (one per incremental fetch) before it is dropped and cloned
+	// afresh at the next fetch, since every object lookup scans every pack index (default 64).
+	MaxPacks int
 	// Now stamps commits (default time.Now).
 	Now func() time.Time
 }
@@ -75,6 +78,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = 50 * time.Millisecond
 	}
+	if opts.MaxPacks <= 0 {
+		opts.MaxPacks = 64
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -87,6 +93,7 @@ func New(opts Options) (*Engine, error) {
 type cachedRepo struct {
 	branch   plumbing.ReferenceName
 	endpoint *transport.Endpoint
+	dir      string
 
 	storeMu sync.Mutex
 	store   *filesystem.Storage
@@ -106,17 +113,51 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if c, ok := e.repos[key]; ok {
 		return c, nil
 	}
-	dir := filepath.Join(e.opts.CacheDir, key)
-	if _, err := os.Stat(filepath.Join(dir, "HEAD")); err != nil {
-		if _, err := git.PlainInit(dir, true); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
-			return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
-		}
+	c := &cachedRepo{branch: plumbing.NewBranchReferenceName(r.Branch), endpoint: ep,
+		dir: filepath.Join(e.opts.CacheDir, key)}
+	if err := c.open(); err != nil {
+		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
-	store := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
-		filesystem.Options{})
-	c := &cachedRepo{branch: plumbing.NewBranchReferenceName(r.Branch), endpoint: ep, store: store}
 	e.repos[key] = c
 	return c, nil
+}
+
+// open initialises (when new) and opens the bare cache repository.
+func (c *cachedRepo) open() error {
+	if _, err := os.Stat(filepath.Join(c.dir, "HEAD")); err != nil {
+		if _, err := git.PlainInit(c.dir, true); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
+			return err
+		}
+	}
+	c.store = filesystem.NewStorage(osfs.New(c.dir), cache.NewObjectLRUDefault())
+	return nil
+}
+
+// compact drops a cache that has collected more than maxPacks packs; the fetch that follows clones it afresh
+// (shallow), which costs one clone every maxPacks fetches instead of a slower lookup on every one.
+func (c *cachedRepo) compact(maxPacks int) error {
+	entries, err := os.ReadDir(filepath.Join(c.dir, "objects", "pack"))
+	if err != nil {
+		return nil // no pack folder yet
+	}
+	packs := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".pack") {
+			packs++
+		}
+	}
+	if packs <= maxPacks {
+		return nil
+	}
+	return c.locked(func() error {
+		if err := os.RemoveAll(c.dir); err != nil {
+			return fmt.Errorf("dropping bloated cache: %w", err)
+		}
+		if err := c.open(); err != nil {
+			return fmt.Errorf("re-creating cache: %w", err)
+		}
+		return nil
+	})
 }
 
 // transportFor opens the go-git transport and auth for a remote.

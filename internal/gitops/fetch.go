@@ -63,6 +63,9 @@ func (e *Engine) fetch(ctx context.Context, c *cachedRepo, r Remote) (plumbing.H
 	if c.hasCommit(tip) {
 		return tip, nil
 	}
+	if err := c.compact(e.opts.MaxPacks); err != nil {
+		return plumbing.ZeroHash, err
+	}
 	req, err := e.uploadRequest(c, adv, tip)
 	if err != nil {
 		return plumbing.ZeroHash, err

@@ -2,6 +2,8 @@ package gitops
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,33 @@ func TestRollbackIsANewPinWithTrailer(t *testing.T) {
 	if res, _ := e.Pin(context.Background(), rb); res.Changed || !res.Recognized {
 		t.Fatalf("repeated rollback = %+v", res)
 	}
+}
+
+func TestCacheIsReclonedWhenItCollectsTooManyPacks(t *testing.T) {
+	s, url := seed(t)
+	e, err := New(Options{CacheDir: t.TempDir(), MaxPacks: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []string{digestA, digestB, digestA, digestB, digestA} {
+		// Another writer moves the branch every time, so each pin has to fetch (one new pack each).
+		s.Commit("fleet", "main", map[string]string{"README.md": fmt.Sprintf("change %d\n", i)}, "other")
+		if res, err := e.Pin(context.Background(), request(url, "prod", d)); err != nil || !res.Changed {
+			t.Fatalf("pin %d: %+v %v", i, res, err)
+		}
+		packs, _ := filepath.Glob(filepath.Join(e.repos[firstKey(e)].dir, "objects", "pack", "*.pack"))
+		if len(packs) > 3 {
+			t.Fatalf("cache holds %d packs, want at most MaxPacks+1", len(packs))
+		}
+	}
+	if n := len(s.Log("fleet", "main")); n != 11 {
+		t.Fatalf("server has %d commits, want 11", n)
+	}
+}
+
+func firstKey(e *Engine) string {
+	for k := range e.repos {
+		return k
+	}
+	return ""
 }
