@@ -1,0 +1,189 @@
+package signature
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	st "github.com/ferrycd/ferry/internal/signature/signaturetest"
+)
+
+// Interop with the real cosign CLI (built by hack/cosign.sh from hack/tools/cosign), in both directions: what
+// cosign writes, Ferry accepts; what Ferry's test signer writes, cosign accepts. Everything stays on loopback:
+// key signing without transparency log, and verification that ignores the log.
+
+// cosignCLI runs one cosign binary with an isolated home, Docker config and TUF cache.
+type cosignCLI struct {
+	bin string
+	dir string // working directory holding cosign.key / cosign.pub
+	env []string
+}
+
+const cosignPassword = "ferry-interop"
+
+func newCosign(t *testing.T) *cosignCLI {
+	t.Helper()
+	bin := os.Getenv("FERRY_COSIGN")
+	if bin == "" {
+		if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
+			t.Fatal("FERRY_COSIGN is not set (export FERRY_COSIGN=$(hack/cosign.sh)); FERRY_REQUIRE_TOOLS=1 requires it")
+		}
+		t.Skip("cosign interop: set FERRY_COSIGN=$(hack/cosign.sh), as `make test` does")
+	}
+	dir := t.TempDir()
+	c := &cosignCLI{bin: bin, dir: dir, env: []string{
+		"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "docker"), "TUF_ROOT=" + filepath.Join(dir, "tuf"),
+		"COSIGN_PASSWORD=" + cosignPassword, "COSIGN_EXPERIMENTAL=1", "PATH=" + os.Getenv("PATH"),
+		// No proxy, no network: any attempt to reach the public Sigstore fails fast instead of hanging.
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1,localhost",
+	}}
+	c.run(t, "generate-key-pair")
+	return c
+}
+
+func (c *cosignCLI) run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := c.try(args...)
+	if err != nil {
+		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (c *cosignCLI) try(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Dir, cmd.Env = c.dir, c.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *cosignCLI) publicKey(t *testing.T) []byte {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(c.dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem
+}
+
+func (c *cosignCLI) writePredicate(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(c.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Common flags: key signing with no transparency log and no signing config (nothing fetched), plain HTTP to the
+// loopback registry.
+var (
+	cosignSignFlags   = []string{"--key", "cosign.key", "--tlog-upload=false", "--use-signing-config=false", "--allow-http-registry", "--yes"}
+	cosignVerifyFlags = []string{"--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-http-registry"}
+)
+
+var cosignPredicates = []struct {
+	cosignType, predicateType, file, content string
+}{
+	{"slsaprovenance1", PredicateSLSAProvenanceV1, "provenance.json",
+		`{"buildDefinition":{"buildType":"https://example.test/build","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.test/builder"}}}`},
+	{"spdxjson", PredicateSPDX, "sbom.spdx.json",
+		`{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"app","documentNamespace":"https://example.test/spdx/app","creationInfo":{"created":"2026-01-01T00:00:00Z","creators":["Tool: test"]}}`},
+	{"cyclonedx", PredicateCycloneDX, "sbom.cdx.json",
+		`{"bomFormat":"CycloneDX","specVersion":"1.5","version":1}`},
+}
+
+func TestCosignSignedVerifiesWithFerry(t *testing.T) {
+	c := newCosign(t)
+	for _, layout := range []struct {
+		name   string
+		flags  []string
+		source string // where Ferry must have found them
+	}{
+		{"legacy-tags", []string{"--new-bundle-format=false"}, "tag sha256-"},
+		{"bundle-referrers", []string{"--new-bundle-format=true"}, "referrer sha256:"},
+	} {
+		for _, mode := range registryModes {
+			t.Run(layout.name+"/"+mode.name, func(t *testing.T) {
+				reg := st.NewRegistry(t, mode.referrers)
+				d := reg.PushImage(t, "app")
+				c.run(t, append(append(append([]string{"sign"}, cosignSignFlags...), layout.flags...), d.String())...)
+				p := Policy{Keys: [][]byte{c.publicKey(t)}}
+				for _, pr := range cosignPredicates {
+					pred := c.writePredicate(t, pr.file, pr.content)
+					args := append([]string{"attest", "--type", pr.cosignType, "--predicate", pred}, cosignSignFlags...)
+					c.run(t, append(append(args, layout.flags...), d.String())...)
+					p.RequiredAttestations = append(p.RequiredAttestations, pr.cosignType)
+				}
+				res := verifyOK(t, d, p)
+				if len(res.Signers) != 1 || len(res.Attestations) < len(cosignPredicates) {
+					t.Fatalf("result = %+v", res)
+				}
+				for _, a := range append([]Attestation{{Source: res.Signers[0].Source}}, res.Attestations...) {
+					if !strings.HasPrefix(a.Source, layout.source) {
+						t.Errorf("found at %q, want %q…", a.Source, layout.source)
+					}
+				}
+
+				// The same signatures do not vouch for another image, nor for another key.
+				verifyFails(t, d.String(), Policy{Keys: [][]byte{st.NewKeySigner(t).PublicKeyPEM}}, KindUntrusted, "key mismatch")
+			})
+		}
+	}
+}
+
+func TestCosignLegacySignatureInReferrers(t *testing.T) {
+	c := newCosign(t)
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	c.run(t, append(append([]string{"sign"}, cosignSignFlags...), "--new-bundle-format=false", "--registry-referrers-mode=oci-1-1", d.String())...)
+	res := verifyOK(t, d, Policy{Keys: [][]byte{c.publicKey(t)}})
+	if !strings.HasPrefix(res.Signers[0].Source, "referrer ") {
+		t.Fatalf("signature found at %q, want an OCI 1.1 referrer", res.Signers[0].Source)
+	}
+}
+
+func TestFerrySignedVerifiesWithCosign(t *testing.T) {
+	c := newCosign(t)
+	k := st.NewKeySigner(t)
+	if err := os.WriteFile(filepath.Join(c.dir, "cosign.pub"), k.PublicKeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range registryModes {
+		t.Run(mode.name, func(t *testing.T) {
+			reg := st.NewRegistry(t, mode.referrers)
+
+			legacy := reg.PushImage(t, "legacy")
+			st.PushLegacy(t, legacy, "sig", k.LegacySignature(t, st.SimpleSigningPayload(legacy)))
+			st.PushLegacy(t, legacy, "att", k.LegacyAttestation(t, st.Statement(legacy, PredicateSLSAProvenanceV1)))
+			cosignVerify(t, c, legacy, "--new-bundle-format=false")
+
+			bundled := reg.PushImage(t, "bundled")
+			st.PushBundle(t, bundled, k.Bundle(t, st.Statement(bundled, predicateCosignSign)))
+			st.PushBundle(t, bundled, k.Bundle(t, st.Statement(bundled, PredicateSLSAProvenanceV1)))
+			cosignVerify(t, c, bundled, "--new-bundle-format=true")
+
+			// And cosign refuses what Ferry refuses: a signature over another digest.
+			forged := reg.PushImage(t, "forged")
+			st.PushLegacy(t, forged, "sig", k.LegacySignature(t, st.SimpleSigningPayload(legacy)))
+			if out, err := c.try(append(append([]string{"verify"}, cosignVerifyFlags...), "--new-bundle-format=false", forged.String())...); err == nil {
+				t.Fatalf("cosign verified a signature over another digest:\n%s", out)
+			}
+		})
+	}
+}
+
+// cosignVerify checks the image signature and its SLSA provenance attestation with cosign.
+func cosignVerify(t *testing.T, c *cosignCLI, d name.Digest, layoutFlag string) {
+	t.Helper()
+	c.run(t, append(append([]string{"verify"}, cosignVerifyFlags...), layoutFlag, d.String())...)
+	c.run(t, append(append([]string{"verify-attestation", "--type", "slsaprovenance1"}, cosignVerifyFlags...), layoutFlag, d.String())...)
+}
