@@ -131,7 +131,7 @@ func TestProtectedBranchIsNotRetriedAndCacheStaysAtRemoteTip(t *testing.T) {
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "branch main is protected") || res.Attempts != 1 {
 		t.Fatalf("res = %+v err = %v, want one rejected attempt quoting the hook", res, err)
 	}
-	if s.Head("fleet", "main") != tip || len(s.Log("fleet", "main")) != 1 {
+	if s.Head("fleet", "main") != tip || len(s.Log("fleet")) != 1 {
 		t.Fatal("the rejected commit landed")
 	}
 	// Once the branch is open again, the same engine makes exactly one commit on the remote tip: nothing of the
@@ -141,7 +141,7 @@ func TestProtectedBranchIsNotRetriedAndCacheStaysAtRemoteTip(t *testing.T) {
 	if err != nil || !res.Changed {
 		t.Fatalf("after unprotecting: %+v, %v", res, err)
 	}
-	log := s.Log("fleet", "main")
+	log := s.Log("fleet")
 	if len(log) != 2 || log[0].Parents[0] != tip {
 		t.Fatalf("log = %+v", log)
 	}

@@ -72,7 +72,7 @@ func TestPinCommitsAndPushes(t *testing.T) {
 	if !res.Changed || len(res.Files) != 1 || res.Files[0] != "envs/prod/kustomization.yaml" || res.Attempts != 1 {
 		t.Fatalf("result = %+v", res)
 	}
-	log := s.Log("fleet", "main")
+	log := s.Log("fleet")
 	if len(log) != 2 || log[0].SHA != res.CommitSHA {
 		t.Fatalf("server log = %+v, want the pin on top of the import", log)
 	}
@@ -107,7 +107,7 @@ func TestPinCommitsAndPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log = s.Log("fleet", "main")
+	log = s.Log("fleet")
 	if !res2.Changed || res2.PreviousDigest != digestA || log[0].Trailers[TrailerPreviousDigest] != digestA {
 		t.Fatalf("second pin = %+v, trailers %v", res2, log[0].Trailers)
 	}
@@ -131,7 +131,7 @@ func TestPinTwiceOrWithFreshCacheCommitsOnce(t *testing.T) {
 			t.Fatalf("repeat pin = %+v, want recognition of %s", res, first.CommitSHA)
 		}
 	}
-	if n := len(s.Log("fleet", "main")); n != 3 {
+	if n := len(s.Log("fleet")); n != 3 {
 		t.Fatalf("server has %d commits, want 3 (import, pin, docs)", n)
 	}
 	if n := s.PushRequests("fleet"); n != 1 {
@@ -167,7 +167,7 @@ func TestRollbackIsANewPinWithTrailer(t *testing.T) {
 	if err != nil || !res.Changed || res.PreviousDigest != digestB {
 		t.Fatalf("rollback = %+v, %v", res, err)
 	}
-	head := s.Log("fleet", "main")[0]
+	head := s.Log("fleet")[0]
 	if head.Trailers[TrailerRollback] != "true" || !strings.HasPrefix(head.Subject, "Roll back") {
 		t.Fatalf("rollback commit = %+v", head)
 	}
@@ -193,7 +193,7 @@ func TestCacheIsReclonedWhenItCollectsTooManyPacks(t *testing.T) {
 			t.Fatalf("cache holds %d packs, want at most MaxPacks+1", len(packs))
 		}
 	}
-	if n := len(s.Log("fleet", "main")); n != 11 {
+	if n := len(s.Log("fleet")); n != 11 {
 		t.Fatalf("server has %d commits, want 11", n)
 	}
 }

@@ -49,7 +49,7 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	log := s.Log("fleet", "main")
+	log := s.Log("fleet")
 	if len(log) != 1+len(stages)*2 {
 		t.Fatalf("server has %d commits, want %d", len(log), 1+len(stages)*2)
 	}
@@ -91,7 +91,7 @@ func TestPushRaceReappliesOnNewTip(t *testing.T) {
 	if res.Attempts != 2 || !res.Changed {
 		t.Fatalf("result = %+v, want a commit on the second attempt", res)
 	}
-	log := s.Log("fleet", "main")
+	log := s.Log("fleet")
 	if len(log) != 3 || log[0].SHA != res.CommitSHA || log[1].Subject != "other writer" {
 		t.Fatalf("log = %+v", log)
 	}
@@ -128,7 +128,7 @@ func TestLostPushResponseIsRecognisedOnRetry(t *testing.T) {
 			t.Fatalf("retry = %+v, %v; want recognition of %s", res, err, landed)
 		}
 	}
-	if n := len(s.Log("fleet", "main")); n != 2 {
+	if n := len(s.Log("fleet")); n != 2 {
 		t.Fatalf("server has %d commits, want 2", n)
 	}
 }

@@ -66,8 +66,14 @@ type LogEntry struct {
 	Parents  []string
 }
 
-// Log lists the commits of branch, newest first.
-func (s *Server) Log(repo, branch string) []LogEntry {
+// Log lists the commits of DefaultBranch, newest first.
+func (s *Server) Log(repo string) []LogEntry {
+	s.t.Helper()
+	return s.BranchLog(repo, DefaultBranch)
+}
+
+// BranchLog lists the commits of branch, newest first.
+func (s *Server) BranchLog(repo, branch string) []LogEntry {
 	s.t.Helper()
 	out := s.Git(s.RepoDir(repo), "log", "--format=%H%x1f%P%x1f%an <%ae>%x1f%B%x1f%(trailers:only,unfold)%x1e",
 		"refs/heads/"+branch)

@@ -22,7 +22,7 @@ func TestCloneCommitPushOverHTTP(t *testing.T) {
 	s.Git(work, "commit", "--quiet", "-am", "bump\n\nFerry-Stage: prod")
 	s.Git(work, "push", "--quiet", "origin", "main")
 
-	log := s.Log("team/app", "main")
+	log := s.Log("team/app")
 	if len(log) != 2 || log[0].Subject != "bump" || log[0].Trailers["Ferry-Stage"] != "prod" {
 		t.Fatalf("log = %+v", log)
 	}
@@ -45,7 +45,7 @@ func TestProtectedBranchRejectsPush(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "main is protected") {
 		t.Fatalf("push error = %v, want the hook's message", err)
 	}
-	if n := len(s.Log("app", "main")); n != 1 {
+	if n := len(s.Log("app")); n != 1 {
 		t.Fatalf("log has %d commits, want 1", n)
 	}
 }

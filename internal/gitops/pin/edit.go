@@ -167,7 +167,7 @@ func (s *source) scalarEnd(start int, style yaml.Style, inFlow bool) int {
 	end := start
 	for end < len(src) && src[end] != '\n' && src[end] != '\r' {
 		if (src[end] == '#' && end > start && (src[end-1] == ' ' || src[end-1] == '\t')) ||
-			(src[end] == ':' && (end+1 == len(src) || bytes.IndexByte([]byte(" \t\r\n"), src[end+1]) >= 0)) ||
+			(src[end] == ':' && (end+1 == len(src) || strings.IndexByte(" \t\r\n", src[end+1]) >= 0)) ||
 			(inFlow && (src[end] == ',' || src[end] == ']' || src[end] == '}')) {
 			break
 		}
