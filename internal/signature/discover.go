@@ -24,9 +24,12 @@ const (
 	mediaTypeBundlePrefix  = "application/vnd.dev.sigstore.bundle"
 )
 
-// maxReferrers bounds how many referrers of one digest are examined, so a repository flooded with artifacts
-// cannot make verification unbounded.
-const maxReferrers = 128
+// maxReferrers and maxLayers bound how many referrers of one digest, and how many layers of one signature
+// manifest, are examined, so that a repository flooded with artifacts cannot make verification unbounded.
+const (
+	maxReferrers = 128
+	maxLayers    = 64
+)
 
 // candidate is one signature or attestation found for the digest, not yet trusted.
 type candidate struct {
@@ -49,6 +52,12 @@ func (c *candidate) isAttestation() bool {
 // discover finds every signature and attestation of d in the legacy tags and the referrers (API or tag fallback).
 func discover(ctx context.Context, d name.Digest, opts []remote.Option) ([]*candidate, error) {
 	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
+	// One puller for every request: the registry handshake (ping, token) happens once, not once per manifest.
+	puller, err := remote.NewPuller(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry client for %s: %w", d, err)
+	}
+	opts = append(opts, remote.Reuse(puller))
 	if _, err := remote.Head(d, opts...); err != nil {
 		if isNotFound(err) {
 			return nil, &Error{Kind: KindNotFound, Ref: d.String(), Message: "image digest not found in the repository"}
@@ -100,12 +109,19 @@ func fromReferrers(d name.Digest, opts []remote.Option) ([]*candidate, error) {
 
 // fromManifest reads the signature layers of one manifest; a missing manifest simply holds no signatures.
 func fromManifest(ref name.Reference, where string, opts []remote.Option) ([]*candidate, error) {
-	img, err := remote.Image(ref, opts...)
+	desc, err := remote.Get(ref, opts...)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	if !desc.MediaType.IsImage() {
+		return []*candidate{{source: where, err: fmt.Errorf("%s is not an image manifest", desc.MediaType)}}, nil
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", ref, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
@@ -113,6 +129,9 @@ func fromManifest(ref name.Reference, where string, opts []remote.Option) ([]*ca
 	}
 	var found []*candidate
 	for i, layer := range m.Layers {
+		if i == maxLayers {
+			break
+		}
 		kind := layerKind(layer.MediaType)
 		if kind == "" {
 			continue

@@ -1,8 +1,12 @@
 package signature
 
 import (
+	"encoding/base64"
+
 	"context"
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"strings"
 	"testing"
 
@@ -354,4 +358,34 @@ func TestParseDigestReference(t *testing.T) {
 	if d.RegistryStr() != "localhost:5000" || d.RepositoryStr() != "team/app" {
 		t.Fatalf("parsed %s as registry %q repository %q", d, d.RegistryStr(), d.RepositoryStr())
 	}
+}
+
+func TestTamperedBundleStatement(t *testing.T) {
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	other := reg.PushImage(t, "other")
+	k := st.NewKeySigner(t)
+	// Sign a statement about another image, then swap in one about this image: the DSSE signature no longer holds.
+	signed := k.Bundle(t, st.Statement(other, predicateCosignSign))
+	forged := strings.Replace(string(signed),
+		base64.StdEncoding.EncodeToString(st.Statement(other, predicateCosignSign)),
+		base64.StdEncoding.EncodeToString(st.Statement(d, predicateCosignSign)), 1)
+	if forged == string(signed) {
+		t.Fatal("test setup: statement not found in the bundle")
+	}
+	st.PushBundle(t, d, []byte(forged))
+	verifyFails(t, d.String(), keyPolicy(k), KindUntrusted, "key mismatch")
+}
+
+func TestLegacyTagThatIsNotAnImage(t *testing.T) {
+	reg := st.NewRegistry(t, false)
+	d := reg.PushImage(t, "app")
+	idx, err := random.Index(64, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1)+".sig"), idx); err != nil {
+		t.Fatal(err)
+	}
+	verifyFails(t, d.String(), keyPolicy(st.NewKeySigner(t)), KindUntrusted, "malformed", "not an image manifest")
 }
