@@ -24,7 +24,7 @@ const (
 
 // PromotionSpec declares where digests come from, what they must prove, where Git declares them and the ordered
 // stages they move through.
-// +kubebuilder:validation:XValidation:rule="self.stages.all(s, self.stages.filter(x, x.name == s.name).size() == 1)",message="spec.stages: stage names must be unique",fieldPath=".stages",reason="FieldValueDuplicate"
+// +kubebuilder:validation:XValidation:rule="self.stages.all(s, self.stages.filter(x, x.name == s.name).size() == 1)",message="spec.stages: stage names must be unique",fieldPath=".stages",reason="FieldValueInvalid"
 type PromotionSpec struct {
 	// Source is the image repository that new digests are discovered in.
 	// +required

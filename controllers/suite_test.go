@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/testenv"
+)
+
+// env is the package's control plane; every test gets its own namespace in it.
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	// Keep test output quiet (stalled Promotions log reconciler errors by design) unless FERRY_TEST_VERBOSE is set.
+	level := zapcore.DPanicLevel
+	if os.Getenv("FERRY_TEST_VERBOSE") != "" {
+		level = zapcore.DebugLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
+	testenv.Main(m, &env)
+}
+
+// startManager runs the Promotion reconciler against the test control plane until the test ends.
+func startManager(t *testing.T) {
+	t.Helper()
+	e := testenv.Need(t, env)
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:  e.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Each test runs its own manager with the same controller.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller")}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+// samplePromotion loads the 3-stage sample shipped in config/samples into namespace ns.
+func samplePromotion(t testing.TB, ns string) *ferryv1.Promotion {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "config", "samples", "ferry_v1alpha1_promotion.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p ferryv1.Promotion
+	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
+		t.Fatalf("sample does not match the API types: %v", err)
+	}
+	p.Namespace = ns
+	return &p
+}
+
+// sampleSecrets returns the Secrets the sample refers to, with content that passes validation.
+func sampleSecrets(t testing.TB, ns string) []client.Object {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := func(name string, typ corev1.SecretType, data map[string]string) client.Object {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: typ, StringData: data}
+		return s
+	}
+	return []client.Object{
+		secret("shop-cosign-pub", corev1.SecretTypeOpaque, map[string]string{"cosign.pub": string(pub)}),
+		secret("shop-git", corev1.SecretTypeOpaque, map[string]string{"username": "ferry", "password": "s3cret"}),
+		secret("shop-gitea", corev1.SecretTypeOpaque, map[string]string{"token": "0123456789abcdef"}),
+		secret("prod-registry", corev1.SecretTypeDockerConfigJson, map[string]string{
+			".dockerconfigjson": `{"auths":{"127.0.0.1:5002":{"auth":"ZmVycnk6czNjcmV0"}}}`,
+		}),
+	}
+}
