@@ -37,7 +37,11 @@ func TestInvalidPromotionsAreRejected(t *testing.T) {
 	e := testenv.Need(t, env)
 	ns := e.Namespace(t)
 	str := func(s string) *string { return &s }
-	dur := func(s string) *metav1.Duration { d := metav1.Duration{}; _ = d.UnmarshalJSON([]byte(`"` + s + `"`)); return &d }
+	dur := func(s string) *metav1.Duration {
+		d := metav1.Duration{}
+		_ = d.UnmarshalJSON([]byte(`"` + s + `"`))
+		return &d
+	}
 
 	cases := []struct {
 		name   string
