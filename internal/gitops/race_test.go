@@ -132,3 +132,41 @@ func TestLostPushResponseIsRecognisedOnRetry(t *testing.T) {
 		t.Fatalf("server has %d commits, want 2", n)
 	}
 }
+
+// TestSamePinFromTwoWritersLandsOnce: two controllers (say, an old leader and a new one) run the very same pin at
+// once. One commit lands; the loser of the race recognises it on the new tip and reports it as its own result.
+func TestSamePinFromTwoWritersLandsOnce(t *testing.T) {
+	s, url := seed(t)
+	req := request(url, "prod", digestA)
+	engines := []*Engine{newEngine(t), newEngine(t), newEngine(t)}
+	results := make([]Result, len(engines))
+	errs := make([]error, len(engines))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i], errs[i] = e.Pin(context.Background(), req)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	log := s.Log("fleet")
+	if len(log) != 2 {
+		t.Fatalf("server has %d commits, want 2", len(log))
+	}
+	changed := 0
+	for i := range engines {
+		if errs[i] != nil || results[i].CommitSHA != log[0].SHA {
+			t.Errorf("writer %d: %+v %v, want commit %s", i, results[i], errs[i], log[0].SHA)
+		}
+		if results[i].Changed {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Errorf("%d writers say they made the commit, want 1", changed)
+	}
+}
