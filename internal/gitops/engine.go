@@ -42,7 +42,8 @@ type Options struct {
 	CacheDir string
 	// Depth is how many commits of history the cache keeps and searches for Ferry's own commits (default 50).
 	Depth int
-	// MaxAttempts bounds pushes per Pin when other writers keep winning the race (default 8).
+	// MaxAttempts bounds pushes per Pin when other writers keep winning the race (default 16). Every lost race
+	// means another writer landed, so it should exceed the number of writers expected on one branch at once.
 	MaxAttempts int
 	// RetryBase is the first back-off between push attempts; later ones double, with jitter (default 50ms).
 	RetryBase time.Duration
@@ -73,7 +74,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Depth = 50
 	}
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 8
+		opts.MaxAttempts = 16
 	}
 	if opts.RetryBase <= 0 {
 		opts.RetryBase = 50 * time.Millisecond
