@@ -40,13 +40,17 @@ type candidate struct {
 	payload      []byte
 	stmt         *statement
 	signedDigest *v1.Hash
+	dsseLayer    bool  // found in a legacy DSSE layer: an attestation even when it cannot be parsed
 	err          error // the candidate could not be parsed
 }
 
 // isAttestation tells attestations from signatures: cosign's new bundle format writes plain signatures as
 // in-toto statements of the cosign "sign" predicate type.
 func (c *candidate) isAttestation() bool {
-	return c.stmt != nil && c.stmt.PredicateType != predicateCosignSign
+	if c.stmt == nil {
+		return c.dsseLayer
+	}
+	return c.stmt.PredicateType != predicateCosignSign
 }
 
 // discover finds every signature and attestation of d in the legacy tags and the referrers (API or tag fallback).
@@ -199,6 +203,7 @@ func (c *candidate) parse(kind string, raw []byte, ann map[string]string) {
 		c.payload = raw
 		c.entity, c.err = newLegacySignature(raw, ann)
 	case "dsse":
+		c.dsseLayer = true
 		c.entity, c.stmt, c.err = newLegacyAttestation(raw, ann)
 	case "bundle":
 		c.entity, c.stmt, c.signedDigest, c.err = parseBundle(raw)

@@ -109,62 +109,76 @@ func (p Policy) Validate() error {
 	return err
 }
 
+// tally collects the outcome of every candidate while evaluating a policy.
+type tally struct {
+	res        *Result
+	seen       map[string]bool     // signer ids already in res.Signers
+	nSigs      int                 // signatures examined
+	nAtts      int                 // attestations examined
+	mismatches int                 // signatures by an accepted signer over another digest
+	reasons    []string            // why each rejected signature was rejected
+	attReasons map[string][]string // why each rejected attestation was rejected, by predicate type
+}
+
 // evaluate applies the policy to the discovered candidates.
 func (t *trust) evaluate(ref string, image v1.Hash, found []*candidate) (*Result, error) {
-	res := &Result{Ref: ref}
-	var reasons []string
-	seen := map[string]bool{}
-	var nSigs, nAtts, mismatches int
-	attReasons := map[string][]string{}
+	tl := &tally{res: &Result{Ref: ref}, seen: map[string]bool{}, attReasons: map[string][]string{}}
 	for _, c := range found {
 		o := t.check(c, image)
-		if c.isAttestation() || (c.err != nil && c.stmt != nil) {
-			nAtts++
-			label := fmt.Sprintf("attestation %d (%s)", nAtts, c.source)
-			if o.signer == nil {
-				pt := "unknown"
-				if c.stmt != nil {
-					pt = c.stmt.PredicateType
-				}
-				attReasons[pt] = append(attReasons[pt], label+": "+o.reason)
-				continue
-			}
-			res.Attestations = append(res.Attestations, Attestation{PredicateType: c.stmt.PredicateType, Signer: *o.signer, Source: c.source})
-			continue
-		}
-		nSigs++
-		label := fmt.Sprintf("signature %d (%s)", nSigs, c.source)
-		if o.signer == nil {
-			if o.mismatch {
-				mismatches++
-			}
-			reasons = append(reasons, label+": "+o.reason)
-			continue
-		}
-		if !seen[o.signer.id()] {
-			seen[o.signer.id()] = true
-			res.Signers = append(res.Signers, *o.signer)
+		if c.isAttestation() {
+			tl.attestation(c, o)
+		} else {
+			tl.signature(c, o)
 		}
 	}
-	if err := t.enough(ref, res, nSigs, mismatches, reasons); err != nil {
+	if err := t.enough(ref, tl); err != nil {
 		return nil, err
 	}
-	if err := t.attested(ref, res, attReasons); err != nil {
+	if err := t.attested(ref, tl); err != nil {
 		return nil, err
 	}
-	return res, nil
+	return tl.res, nil
+}
+
+func (tl *tally) signature(c *candidate, o outcome) {
+	tl.nSigs++
+	if o.signer == nil {
+		if o.mismatch {
+			tl.mismatches++
+		}
+		tl.reasons = append(tl.reasons, fmt.Sprintf("signature %d (%s): %s", tl.nSigs, c.source, o.reason))
+		return
+	}
+	if !tl.seen[o.signer.id()] {
+		tl.seen[o.signer.id()] = true
+		tl.res.Signers = append(tl.res.Signers, *o.signer)
+	}
+}
+
+func (tl *tally) attestation(c *candidate, o outcome) {
+	tl.nAtts++
+	if o.signer != nil {
+		tl.res.Attestations = append(tl.res.Attestations, Attestation{PredicateType: c.stmt.PredicateType, Signer: *o.signer, Source: c.source})
+		return
+	}
+	pt := "unknown" // a malformed attestation has no readable predicate type
+	if c.stmt != nil {
+		pt = c.stmt.PredicateType
+	}
+	tl.attReasons[pt] = append(tl.attReasons[pt], fmt.Sprintf("attestation %d (%s): %s", tl.nAtts, c.source, o.reason))
 }
 
 // enough checks the signature threshold and picks the error kind that best explains a shortfall.
-func (t *trust) enough(ref string, res *Result, nSigs, mismatches int, reasons []string) error {
+func (t *trust) enough(ref string, tl *tally) error {
+	res, nSigs := tl.res, tl.nSigs
 	if len(res.Signers) >= t.threshold {
 		return nil
 	}
-	e := &Error{Ref: ref, Reasons: reasons}
+	e := &Error{Ref: ref, Reasons: tl.reasons}
 	switch {
 	case nSigs == 0:
 		e.Kind, e.Message = KindUnsigned, "no signature found (legacy .sig tag or OCI referrers)"
-	case len(res.Signers) == 0 && mismatches > 0:
+	case len(res.Signers) == 0 && tl.mismatches > 0:
 		e.Kind, e.Message = KindDigestMismatch, "an accepted signer signed another digest, not this image"
 	case len(res.Signers) > 0:
 		e.Kind = KindUntrusted
@@ -176,7 +190,8 @@ func (t *trust) enough(ref string, res *Result, nSigs, mismatches int, reasons [
 }
 
 // attested checks that every required predicate type has an accepted attestation.
-func (t *trust) attested(ref string, res *Result, attReasons map[string][]string) error {
+func (t *trust) attested(ref string, tl *tally) error {
+	res, attReasons := tl.res, tl.attReasons
 	var missing, reasons []string
 	for _, pt := range t.required {
 		ok := false

@@ -389,3 +389,17 @@ func TestLegacyTagThatIsNotAnImage(t *testing.T) {
 	}
 	verifyFails(t, d.String(), keyPolicy(st.NewKeySigner(t)), KindUntrusted, "malformed", "not an image manifest")
 }
+
+func TestMalformedAttestationIsReported(t *testing.T) {
+	reg := st.NewRegistry(t, true)
+	d := reg.PushImage(t, "app")
+	k := st.NewKeySigner(t)
+	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+	st.PushLegacy(t, d, "att", st.Layer{MediaType: st.MediaTypeDSSE, Content: []byte(`{"payloadType":"text/plain"}`)})
+	p := keyPolicy(k)
+	p.RequiredAttestations = []string{PredicateSLSAProvenanceV1}
+	e := verifyFails(t, d.String(), p, KindMissingAttestation, "attestation 1 (tag sha256-", "malformed", "text/plain")
+	if len(e.Reasons) != 2 {
+		t.Fatalf("reasons = %q, want the missing type and the malformed layer", e.Reasons)
+	}
+}
