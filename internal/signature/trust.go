@@ -74,11 +74,10 @@ func newTrustedKey(pemKey []byte) (trustedKey, error) {
 	if err != nil {
 		return trustedKey{}, fmt.Errorf("unsupported public key: %w", err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	fingerprint, err := keyFingerprint(pub)
 	if err != nil {
-		return trustedKey{}, fmt.Errorf("encoding public key: %w", err)
+		return trustedKey{}, err
 	}
-	sum := sha256.Sum256(der)
 	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
 	// Bundles name their key with a free-form hint; Ferry ignores it and tries each accepted key in turn.
 	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
@@ -86,7 +85,7 @@ func newTrustedKey(pemKey []byte) (trustedKey, error) {
 	if err != nil {
 		return trustedKey{}, fmt.Errorf("building key verifier: %w", err)
 	}
-	return trustedKey{fingerprint: "sha256:" + hex.EncodeToString(sum[:]), verifier: v}, nil
+	return trustedKey{fingerprint: fingerprint, verifier: v}, nil
 }
 
 // compileKeyless builds the certificate verifier. Its options follow the deployment the trusted root describes:
@@ -147,12 +146,12 @@ func anchor(re string) string {
 	return "^(?:" + re + ")$"
 }
 
-// keyFingerprint names a public key the way results do.
-func keyFingerprint(pub crypto.PublicKey) string {
+// keyFingerprint names a public key the way results do: the SHA-256 of its PKIX DER encoding.
+func keyFingerprint(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return "unknown key"
+		return "", fmt.Errorf("encoding public key: %w", err)
 	}
 	sum := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }

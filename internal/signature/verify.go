@@ -3,6 +3,7 @@ package signature
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -296,7 +297,8 @@ func (t *trust) signerOf(c *candidate) (*Signer, string) {
 	return nil, fmt.Sprintf("key mismatch: the signature does not verify with any of the %d accepted keys (other key or altered content)", len(t.keys))
 }
 
-func (t *trust) certSigner(c *candidate, cert interface{}) (*Signer, string) {
+// certSigner verifies a certificate-signed candidate against the trusted root and the accepted identities.
+func (t *trust) certSigner(c *candidate, cert *x509.Certificate) (*Signer, string) {
 	if t.keyless == nil {
 		return nil, "signed with a certificate, but the policy accepts no keyless identity"
 	}
@@ -308,7 +310,7 @@ func (t *trust) certSigner(c *candidate, cert interface{}) (*Signer, string) {
 	if err != nil {
 		var nomatch *verify.ErrNoMatchingCertificateIdentity
 		if errors.As(err, &nomatch) {
-			return nil, "certificate identity mismatch: " + describeCert(c) + " is not an accepted identity"
+			return nil, "certificate identity mismatch: " + describeCert(cert) + " is not an accepted identity"
 		}
 		return nil, "certificate not trusted: " + err.Error()
 	}
@@ -316,13 +318,9 @@ func (t *trust) certSigner(c *candidate, cert interface{}) (*Signer, string) {
 	return &Signer{Issuer: s.Issuer, Subject: s.SubjectAlternativeName}, ""
 }
 
-// describeCert names the issuer and subject of a candidate's certificate for an identity-mismatch reason.
-func describeCert(c *candidate) string {
-	vc, err := c.entity.VerificationContent()
-	if err != nil || vc.Certificate() == nil {
-		return "the certificate"
-	}
-	sum, err := certificate.SummarizeCertificate(vc.Certificate())
+// describeCert names the issuer and subject of a certificate for an identity-mismatch reason.
+func describeCert(cert *x509.Certificate) string {
+	sum, err := certificate.SummarizeCertificate(cert)
 	if err != nil {
 		return "the certificate"
 	}
