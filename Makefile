@@ -70,8 +70,8 @@ bench: ## Run the benchmarks that check Ferry's speed and memory targets, printi
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/...
 
 .PHONY: demo
-demo: ## Start a local control plane and the controller, apply the 3-stage sample and show what Ferry does.
-	hack/demo.sh
+demo: build controlplane ## Start a local control plane and the controller, apply the 3-stage sample and show what Ferry does.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) run ./hack/demo
 
 .PHONY: help
 help: ## Show this help.

@@ -2,24 +2,16 @@ package controllers
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/testenv"
@@ -69,43 +61,19 @@ func startManager(t *testing.T) {
 // samplePromotion loads the 3-stage sample shipped in config/samples into namespace ns.
 func samplePromotion(t testing.TB, ns string) *ferryv1.Promotion {
 	t.Helper()
-	root, err := testenv.RepoRoot()
+	p, err := testenv.SamplePromotion(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "config", "samples", "ferry_v1alpha1_promotion.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p ferryv1.Promotion
-	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
-		t.Fatalf("sample does not match the API types: %v", err)
-	}
-	p.Namespace = ns
-	return &p
+	return p
 }
 
 // sampleSecrets returns the Secrets the sample refers to, with content that passes validation.
 func sampleSecrets(t testing.TB, ns string) []client.Object {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	objs, err := testenv.SampleSecrets(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := func(name string, typ corev1.SecretType, data map[string]string) client.Object {
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: typ, StringData: data}
-		return s
-	}
-	return []client.Object{
-		secret("shop-cosign-pub", corev1.SecretTypeOpaque, map[string]string{"cosign.pub": string(pub)}),
-		secret("shop-git", corev1.SecretTypeOpaque, map[string]string{"username": "ferry", "password": "s3cret"}),
-		secret("shop-gitea", corev1.SecretTypeOpaque, map[string]string{"token": "0123456789abcdef"}),
-		secret("prod-registry", corev1.SecretTypeDockerConfigJson, map[string]string{
-			".dockerconfigjson": `{"auths":{"127.0.0.1:5002":{"auth":"ZmVycnk6czNjcmV0"}}}`,
-		}),
-	}
+	return objs
 }

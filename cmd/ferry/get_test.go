@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/testenv"
@@ -25,20 +23,11 @@ func TestGetShowsStagesFromTheAPIServer(t *testing.T) {
 	kubeconfig := e.Kubeconfig(t, ns)
 	ctx := context.Background()
 
-	root, err := testenv.RepoRoot()
+	p, err := testenv.SamplePromotion(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "config", "samples", "ferry_v1alpha1_promotion.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p ferryv1.Promotion
-	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
-		t.Fatal(err)
-	}
-	p.Namespace = ns
-	if err := e.Client.Create(ctx, &p); err != nil {
+	if err := e.Client.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	digest := "sha256:" + strings.Repeat("ab", 32)
@@ -49,7 +38,7 @@ func TestGetShowsStagesFromTheAPIServer(t *testing.T) {
 	}
 	p.Status.Conditions = []metav1.Condition{{Type: ferryv1.ConditionReady, Status: metav1.ConditionFalse,
 		Reason: "Progressing", Message: "staging is soaking", LastTransitionTime: now}}
-	if err := e.Client.Status().Update(ctx, &p); err != nil {
+	if err := e.Client.Status().Update(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 

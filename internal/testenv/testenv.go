@@ -185,16 +185,21 @@ func RepoRoot() (string, error) {
 // context's default, and returns its path: CLI tests use it exactly as a person's kubeconfig.
 func (e *Env) Kubeconfig(t testing.TB, namespace string) string {
 	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
-	cfg.AuthInfos["test"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: e.Config.CertData, ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken,
-	}
-	cfg.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test", Namespace: namespace}
-	cfg.CurrentContext = "test"
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+	if err := e.WriteKubeconfig(path, namespace); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WriteKubeconfig writes a kubeconfig for the control plane to path, with namespace as the context's default.
+func (e *Env) WriteKubeconfig(path, namespace string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["ferry"] = &clientcmdapi.Cluster{Server: e.Config.Host, CertificateAuthorityData: e.Config.CAData}
+	cfg.AuthInfos["ferry"] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: e.Config.CertData, ClientKeyData: e.Config.KeyData, Token: e.Config.BearerToken,
+	}
+	cfg.Contexts["ferry"] = &clientcmdapi.Context{Cluster: "ferry", AuthInfo: "ferry", Namespace: namespace}
+	cfg.CurrentContext = "ferry"
+	return clientcmd.WriteToFile(*cfg, path)
 }
