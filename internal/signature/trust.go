@@ -2,6 +2,8 @@ package signature
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -23,11 +25,11 @@ type trust struct {
 	threshold  int
 }
 
-// trustedKey is one accepted public key with a verifier that only ever answers with that key, so that a match
-// names exactly which key signed.
+// trustedKey is one accepted public key with verifiers that only ever answer with that key, so that a match
+// names exactly which key signed; one verifier per hash the key's signatures may use.
 type trustedKey struct {
 	fingerprint string
-	verifier    *verify.Verifier
+	verifiers   []*verify.Verifier
 }
 
 // compile validates a Policy and builds its verifiers; every problem is a KindMalformed error naming the field.
@@ -70,22 +72,40 @@ func newTrustedKey(pemKey []byte) (trustedKey, error) {
 	if err != nil {
 		return trustedKey{}, fmt.Errorf("not a PEM public key: %w", err)
 	}
-	sv, err := sigsig.LoadDefaultVerifier(pub)
-	if err != nil {
-		return trustedKey{}, fmt.Errorf("unsupported public key: %w", err)
-	}
 	fingerprint, err := keyFingerprint(pub)
 	if err != nil {
 		return trustedKey{}, err
 	}
-	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
-	// Bundles name their key with a free-form hint; Ferry ignores it and tries each accepted key in turn.
-	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-	v, err := verify.NewVerifier(material, verify.WithNoObserverTimestamps())
-	if err != nil {
-		return trustedKey{}, fmt.Errorf("building key verifier: %w", err)
+	tk := trustedKey{fingerprint: fingerprint}
+	for _, h := range signingHashes(pub) {
+		sv, err := sigsig.LoadVerifier(pub, h)
+		if err != nil {
+			return trustedKey{}, fmt.Errorf("unsupported public key: %w", err)
+		}
+		key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
+		// Bundles name their key with a free-form hint; Ferry ignores it and tries each accepted key in turn.
+		material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		v, err := verify.NewVerifier(material, verify.WithNoObserverTimestamps())
+		if err != nil {
+			return trustedKey{}, fmt.Errorf("building key verifier: %w", err)
+		}
+		tk.verifiers = append(tk.verifiers, v)
 	}
-	return trustedKey{fingerprint: fingerprint, verifier: v}, nil
+	return tk, nil
+}
+
+// signingHashes lists the hashes a key's signatures may use: cosign signs with SHA-256 whatever the ECDSA curve,
+// while sigstore bundles may use the curve's own hash (SHA-384 for P-384, SHA-512 for P-521).
+func signingHashes(pub crypto.PublicKey) []crypto.Hash {
+	if k, ok := pub.(*ecdsa.PublicKey); ok {
+		switch k.Curve {
+		case elliptic.P384():
+			return []crypto.Hash{crypto.SHA256, crypto.SHA384}
+		case elliptic.P521():
+			return []crypto.Hash{crypto.SHA256, crypto.SHA512}
+		}
+	}
+	return []crypto.Hash{crypto.SHA256}
 }
 
 // compileKeyless builds the certificate verifier. Its options follow the deployment the trusted root describes:

@@ -290,8 +290,10 @@ func (t *trust) signerOf(c *candidate) (*Signer, string) {
 		return nil, "signed with a key, but the policy accepts no keys"
 	}
 	for _, k := range t.keys {
-		if _, err := k.verifier.Verify(c.entity, verify.NewPolicy(c.artifactPolicy(), verify.WithKey())); err == nil {
-			return &Signer{KeyFingerprint: k.fingerprint}, ""
+		for _, v := range k.verifiers {
+			if _, err := v.Verify(c.entity, verify.NewPolicy(c.artifactPolicy(), verify.WithKey())); err == nil {
+				return &Signer{KeyFingerprint: k.fingerprint}, ""
+			}
 		}
 	}
 	return nil, fmt.Sprintf("key mismatch: the signature does not verify with any of the %d accepted keys (other key or altered content)", len(t.keys))

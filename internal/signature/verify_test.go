@@ -1,6 +1,8 @@
 package signature
 
 import (
+	"crypto"
+	"crypto/elliptic"
 	"encoding/base64"
 
 	"context"
@@ -401,5 +403,22 @@ func TestMalformedAttestationIsReported(t *testing.T) {
 	e := verifyFails(t, d.String(), p, KindMissingAttestation, "attestation 1 (tag sha256-", "malformed", "text/plain")
 	if len(e.Reasons) != 2 {
 		t.Fatalf("reasons = %q, want the missing type and the malformed layer", e.Reasons)
+	}
+}
+
+func TestP384KeyWithEitherHash(t *testing.T) {
+	reg := st.NewRegistry(t, true)
+	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384} {
+		t.Run(h.String(), func(t *testing.T) {
+			d := reg.PushImage(t, "app-"+strings.ToLower(strings.ReplaceAll(h.String(), "-", "")))
+			k := st.NewECDSAKeySigner(t, elliptic.P384(), h)
+			st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
+			st.PushBundle(t, d, k.Bundle(t, st.Statement(d, PredicateSLSAProvenanceV1)))
+			p := keyPolicy(k)
+			p.RequiredAttestations = []string{PredicateSLSAProvenanceV1}
+			if res := verifyOK(t, d, p); res.Signers[0].KeyFingerprint != k.Fingerprint() {
+				t.Fatalf("signer = %+v", res.Signers[0])
+			}
+		})
 	}
 }

@@ -154,14 +154,19 @@ type KeySigner struct {
 	PublicKeyPEM []byte
 }
 
-// NewKeySigner makes an ECDSA P-256 key pair, as cosign generate-key-pair does.
+// NewKeySigner makes an ECDSA P-256 key pair signing with SHA-256, as cosign generate-key-pair does.
 func NewKeySigner(t testing.TB) *KeySigner {
+	return NewECDSAKeySigner(t, elliptic.P256(), crypto.SHA256)
+}
+
+// NewECDSAKeySigner makes a key pair on another curve, signing with the given hash.
+func NewECDSAKeySigner(t testing.TB, curve elliptic.Curve, hash crypto.Hash) *KeySigner {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv, err := sigsig.LoadECDSASignerVerifier(priv, crypto.SHA256)
+	sv, err := sigsig.LoadECDSASignerVerifier(priv, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
