@@ -87,20 +87,40 @@ func Verify(ctx context.Context, ref string, p Policy, opts []remote.Option) (*R
 // VerifyDigest is Verify for a reference the caller parsed (for example with registry options that mark an
 // insecure registry). Only sha256 digests are accepted.
 func VerifyDigest(ctx context.Context, d name.Digest, p Policy, opts []remote.Option) (*Result, error) {
-	image, err := v1.NewHash(d.DigestStr())
-	if err != nil || image.Algorithm != "sha256" {
-		return nil, &Error{Kind: KindMalformed, Ref: d.String(), Message: "only sha256 image digests are supported"}
-	}
-	t, err := compile(p)
+	v, err := NewVerifier(p)
 	if err != nil {
 		err.(*Error).Ref = d.String()
 		return nil, err
+	}
+	return v.Verify(ctx, d, opts)
+}
+
+// Verifier is a compiled policy: keys parsed and trusted root loaded once, then reused for any number of digests,
+// from any number of goroutines.
+type Verifier struct {
+	t *trust
+}
+
+// NewVerifier compiles a policy; a bad policy is a KindMalformed error naming the field.
+func NewVerifier(p Policy) (*Verifier, error) {
+	t, err := compile(p)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{t: t}, nil
+}
+
+// Verify checks one digest against the compiled policy, as VerifyDigest does.
+func (v *Verifier) Verify(ctx context.Context, d name.Digest, opts []remote.Option) (*Result, error) {
+	image, err := v1.NewHash(d.DigestStr())
+	if err != nil || image.Algorithm != "sha256" {
+		return nil, &Error{Kind: KindMalformed, Ref: d.String(), Message: "only sha256 image digests are supported"}
 	}
 	found, err := discover(ctx, d, opts)
 	if err != nil {
 		return nil, err
 	}
-	return t.evaluate(d.String(), image, found)
+	return v.t.evaluate(d.String(), image, found)
 }
 
 // Validate reports whether the policy can be used (keys parse, the trusted root loads, identities and predicate

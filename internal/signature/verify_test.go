@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"encoding/base64"
+	"github.com/google/go-containerregistry/pkg/name"
+	"sync"
 
 	"context"
 	"fmt"
@@ -420,5 +422,47 @@ func TestP384KeyWithEitherHash(t *testing.T) {
 				t.Fatalf("signer = %+v", res.Signers[0])
 			}
 		})
+	}
+}
+
+func TestVerifierIsReusableConcurrently(t *testing.T) {
+	reg := st.NewRegistry(t, true)
+	k := st.NewKeySigner(t)
+	v, err := NewVerifier(keyPolicy(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed, unsigned []name.Digest
+	for i := range 4 {
+		d := reg.PushImage(t, fmt.Sprintf("app%d", i))
+		if i%2 == 0 {
+			st.PushBundle(t, d, k.Bundle(t, st.Statement(d, predicateCosignSign)))
+			signed = append(signed, d)
+		} else {
+			unsigned = append(unsigned, d)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 2 {
+		for _, d := range signed {
+			wg.Go(func() {
+				if _, err := v.Verify(context.Background(), d, nil); err != nil {
+					errs <- fmt.Errorf("%s: %w", d, err)
+				}
+			})
+		}
+		for _, d := range unsigned {
+			wg.Go(func() {
+				if _, err := v.Verify(context.Background(), d, nil); KindOf(err) != KindUnsigned {
+					errs <- fmt.Errorf("%s: got %v, want Unsigned", d, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
