@@ -168,6 +168,31 @@ func (g *giteaBackend) requestReviewers(ctx context.Context, repo string, number
 	return err
 }
 
+func (g *giteaBackend) reviewedBy(ctx context.Context, repo string, number int) ([]string, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for page := 1; ; page++ {
+		reviews, err := giteaCall(ctx, g, func(c *gitea.Client) ([]*gitea.PullReview, *gitea.Response, error) {
+			return c.ListPullReviews(owner, name, int64(number), gitea.ListPullReviewsOptions{ListOptions: gitea.ListOptions{Page: page, PageSize: 50}})
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range reviews {
+			// A pending request is stored as a review too; only answers count as reviewed.
+			if r != nil && r.Reviewer != nil && r.State != gitea.ReviewStateRequestReview {
+				out = append(out, r.Reviewer.UserName)
+			}
+		}
+		if len(reviews) < 50 {
+			return out, nil
+		}
+	}
+}
+
 func (g *giteaBackend) comment(ctx context.Context, repo string, number int, body string) error {
 	owner, name, err := splitRepo(repo)
 	if err != nil {

@@ -152,6 +152,25 @@ func TestGiteaApprovalByMerge(t *testing.T) {
 		t.Fatalf("second Ensure = %+v, %v; %d pull requests", again, err, w.pullCount(t))
 	}
 
+	// The release manager approves in a review; Ensure then does not ask them again (Gitea would
+	// record a new review request).
+	approver := w.as(t, w.approver)
+	if _, _, err := approver.CreatePullReview(w.repo.Owner, w.repo.Name, int64(pr.Number),
+		gitea.CreatePullReviewOptions{State: gitea.ReviewStateApproved, Body: "looks right"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := approver.ListPullReviews(w.repo.Owner, w.repo.Name, int64(pr.Number), gitea.ListPullReviewsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ferry.EnsurePullRequest(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := approver.ListPullReviews(w.repo.Owner, w.repo.Name, int64(pr.Number), gitea.ListPullReviewsOptions{})
+	if err != nil || len(after) != len(before) || after[len(after)-1].State != gitea.ReviewStateApproved {
+		t.Fatalf("reviews changed from %d to %d (%v): the reviewer was asked again", len(before), len(after), err)
+	}
+
 	w.mergeAs(t, w.approver, pr.Number)
 	merged, err := w.ferry.GetPullRequest(ctx, w.repo.FullName(), pr.Number)
 	if err != nil {

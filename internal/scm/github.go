@@ -142,6 +142,21 @@ func (g *githubBackend) requestReviewers(ctx context.Context, repo string, numbe
 	return ghErr(err)
 }
 
+func (g *githubBackend) reviewedBy(ctx context.Context, repo string, number int) ([]string, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for r, err := range g.c.PullRequests.ListReviewsIter(ctx, owner, name, number, &github.ListOptions{PerPage: 100}) {
+		if err != nil {
+			return nil, ghErr(err)
+		}
+		out = append(out, r.GetUser().GetLogin())
+	}
+	return out, nil
+}
+
 func (g *githubBackend) comment(ctx context.Context, repo string, number int, body string) error {
 	owner, name, err := splitRepo(repo)
 	if err != nil {

@@ -42,6 +42,8 @@ type ghPull struct {
 	MergeCommitSHA string
 	Labels         []string
 	Reviewers      []string
+	ReviewedBy     []string
+	Requests       int // POSTs to requested_reviewers
 }
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
@@ -60,7 +62,7 @@ func (f *fakeGitHub) provider(t *testing.T, token string) Provider {
 	return p
 }
 
-var ghRoute = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/(pulls|issues)(?:/(\d+))?(?:/(labels|comments|requested_reviewers))?$`)
+var ghRoute = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/(pulls|issues)(?:/(\d+))?(?:/(labels|comments|requested_reviewers|reviews))?$`)
 
 func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
@@ -129,7 +131,14 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	case kind == "issues" && sub == "comments" && r.Method == http.MethodPost:
 		f.comment[n] = append(f.comment[n], body["body"].(string))
 		writeJSON(w, 201, map[string]any{"id": 1, "body": body["body"], "user": map[string]any{"login": "ferry-bot"}})
+	case kind == "pulls" && sub == "reviews" && r.Method == http.MethodGet:
+		out := []any{}
+		for i, u := range pr.ReviewedBy {
+			out = append(out, map[string]any{"id": 80 + i, "user": map[string]any{"login": u}, "state": "APPROVED", "body": ""})
+		}
+		writeJSON(w, 200, out)
 	case kind == "pulls" && sub == "requested_reviewers" && r.Method == http.MethodPost:
+		pr.Requests++
 		for _, u := range body["reviewers"].([]any) {
 			if u.(string) == "ghost" {
 				writeJSON(w, 422, map[string]any{"message": "Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the shop/web repository.", "documentation_url": "https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request"})
@@ -283,6 +292,15 @@ func (f *fakeGitHub) merge(repo string, n int, by string) string {
 	return pr.MergeCommitSHA
 }
 
+// review records an approving review: like GitHub, the reviewer leaves requested_reviewers.
+func (f *fakeGitHub) review(repo string, n int, by string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pr := f.find(repo, n)
+	pr.Reviewers = slices.DeleteFunc(pr.Reviewers, func(u string) bool { return u == by })
+	pr.ReviewedBy = append(pr.ReviewedBy, by)
+}
+
 func (f *fakeGitHub) closeUnmerged(repo string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -330,6 +348,16 @@ func TestGitHubApprovalFlow(t *testing.T) {
 	}
 	if n := len(f.pulls["shop/web"]); n != 1 {
 		t.Fatalf("%d pull requests after two Ensure calls", n)
+	}
+	// A reviewer who already reviewed is not asked again; one whose request got lost (a crash
+	// between create and request) is.
+	f.review("shop/web", 1, "release-manager")
+	if _, err := p.EnsurePullRequest(ctx, spec); err != nil || f.pulls["shop/web"][0].Requests != 1 {
+		t.Fatalf("Ensure after a review: %v; %d review requests", err, f.pulls["shop/web"][0].Requests)
+	}
+	spec.Reviewers = append(spec.Reviewers, "qa-lead")
+	if again, err = p.EnsurePullRequest(ctx, spec); err != nil || !slices.Equal(again.Reviewers, []string{"qa-lead"}) || f.pulls["shop/web"][0].Requests != 2 {
+		t.Fatalf("Ensure with a new reviewer = %+v, %v", again, err)
 	}
 
 	sha := f.merge("shop/web", 1, "release-manager")

@@ -121,6 +121,9 @@ type backend interface {
 	create(ctx context.Context, repo, base, head, title, body string) (PullRequest, error)
 	addLabels(ctx context.Context, repo string, number int, labels []string) error
 	requestReviewers(ctx context.Context, repo string, number int, reviewers []string) error
+	// reviewedBy lists who already submitted a review: GitHub and Gitea drop those people from the
+	// requested reviewers, and asking them again would ping them on every reconcile.
+	reviewedBy(ctx context.Context, repo string, number int) ([]string, error)
 	comment(ctx context.Context, repo string, number int, body string) error
 	close(ctx context.Context, repo string, number int) error
 }
@@ -162,9 +165,9 @@ func (p *provider) EnsurePullRequest(ctx context.Context, spec PullRequestSpec) 
 	return p.decorate(ctx, spec, created, true)
 }
 
-// decorate adds the spec's missing labels and, on a new pull request (or one left without any of the
-// requested reviewers by a crash), asks for its reviewers. Reviewers are not asked again once some
-// were, so a person who already reviewed is not pinged on every reconcile.
+// decorate adds the spec's missing labels and asks each of its reviewers who has neither been asked
+// nor reviewed yet, so running it again (after a crash, or on every reconcile) completes an unfinished
+// pull request without pinging anyone twice.
 func (p *provider) decorate(ctx context.Context, spec PullRequestSpec, pr PullRequest, fresh bool) (PullRequest, error) {
 	if pr.State != StateOpen {
 		return pr, nil
@@ -176,13 +179,19 @@ func (p *provider) decorate(ctx context.Context, spec PullRequestSpec, pr PullRe
 		}
 		changed = true
 	}
-	if len(spec.Reviewers) > 0 && (fresh || len(without(spec.Reviewers, pr.Reviewers)) == len(spec.Reviewers)) {
-		if missing := without(spec.Reviewers, pr.Reviewers); len(missing) > 0 {
-			if err := p.b.requestReviewers(ctx, spec.Repo, pr.Number, missing); err != nil {
-				return pr, p.wrap(err, "requesting reviewers on pull request #%d in %s", pr.Number, spec.Repo)
-			}
-			changed = true
+	missing := without(spec.Reviewers, pr.Reviewers)
+	if len(missing) > 0 && !fresh {
+		done, err := p.b.reviewedBy(ctx, spec.Repo, pr.Number)
+		if err != nil {
+			return pr, p.wrap(err, "listing reviews of pull request #%d in %s", pr.Number, spec.Repo)
 		}
+		missing = without(missing, done)
+	}
+	if len(missing) > 0 {
+		if err := p.b.requestReviewers(ctx, spec.Repo, pr.Number, missing); err != nil {
+			return pr, p.wrap(err, "requesting reviewers on pull request #%d in %s", pr.Number, spec.Repo)
+		}
+		changed = true
 	}
 	if !changed {
 		return pr, nil
