@@ -187,3 +187,29 @@ func cosignVerify(t *testing.T, c *cosignCLI, d name.Digest, layoutFlag string) 
 	c.run(t, append(append([]string{"verify"}, cosignVerifyFlags...), layoutFlag, d.String())...)
 	c.run(t, append(append([]string{"verify-attestation", "--type", "slsaprovenance1"}, cosignVerifyFlags...), layoutFlag, d.String())...)
 }
+
+// TestFerryKeylessVerifiesWithCosign checks that the keyless bundles and legacy signatures of the test Sigstore
+// are what cosign accepts under the same trusted root, so the keyless tests above exercise real-world formats.
+func TestFerryKeylessVerifiesWithCosign(t *testing.T) {
+	c := newCosign(t)
+	ks := st.NewKeyless(t)
+	rootFile := c.writePredicate(t, "trusted_root.json", string(ks.TrustedRootJSON))
+	reg := st.NewRegistry(t, true)
+	flags := []string{"--trusted-root", rootFile, "--certificate-identity", st.Subject,
+		"--certificate-oidc-issuer", st.Issuer, "--insecure-ignore-sct", "--allow-http-registry"}
+
+	bundled := reg.PushImage(t, "bundled")
+	st.PushBundle(t, bundled, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(bundled, predicateCosignSign)))
+	c.run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=true", bundled.String())...)
+
+	legacy := reg.PushImage(t, "legacy")
+	st.PushLegacy(t, legacy, "sig", ks.LegacySignature(t, st.Subject, st.Issuer, st.SimpleSigningPayload(legacy)))
+	c.run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=false", legacy.String())...)
+
+	// The same signatures under another identity are refused by cosign too.
+	other := append([]string{"verify", "--trusted-root", rootFile, "--certificate-identity", "someone@example.test",
+		"--certificate-oidc-issuer", st.Issuer, "--insecure-ignore-sct", "--allow-http-registry"}, bundled.String())
+	if out, err := c.try(other...); err == nil {
+		t.Fatalf("cosign accepted another identity:\n%s", out)
+	}
+}
