@@ -213,3 +213,26 @@ func TestFerryKeylessVerifiesWithCosign(t *testing.T) {
 		t.Fatalf("cosign accepted another identity:\n%s", out)
 	}
 }
+
+// TestCosignOnDistribution runs both directions against the CNCF distribution registry, which has no referrers
+// API: bundles reach Ferry and cosign through the sha256-<hex> tag fallback.
+func TestCosignOnDistribution(t *testing.T) {
+	c := newCosign(t)
+	reg := st.StartDistribution(t)
+	pred := cosignPredicates[0]
+	predFile := c.writePredicate(t, pred.file, pred.content)
+	for _, layout := range []string{"--new-bundle-format=false", "--new-bundle-format=true"} {
+		t.Run(layout, func(t *testing.T) {
+			d := reg.PushImage(t, "cosign-signed"+strings.TrimPrefix(layout, "--new-bundle-format="))
+			c.run(t, append(append([]string{"sign"}, cosignSignFlags...), layout, d.String())...)
+			c.run(t, append(append([]string{"attest", "--type", pred.cosignType, "--predicate", predFile}, cosignSignFlags...), layout, d.String())...)
+			verifyOK(t, d, Policy{Keys: [][]byte{c.publicKey(t)}, RequiredAttestations: []string{pred.predicateType}})
+		})
+	}
+
+	k := st.NewKeySigner(t)
+	keyFile := c.writePredicate(t, "ferry.pub", string(k.PublicKeyPEM))
+	d := reg.PushImage(t, "ferry-signed")
+	st.PushBundle(t, d, k.Bundle(t, st.Statement(d, predicateCosignSign)))
+	c.run(t, "verify", "--key", keyFile, "--insecure-ignore-tlog=true", "--allow-http-registry", "--new-bundle-format=true", d.String())
+}
