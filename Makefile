@@ -58,7 +58,7 @@ test-tools: controlplane ## Build or install every real tool the tests use.
 ##@ Tests
 
 .PHONY: test
-test: verify vet test-tools ## Run every test (race detector on) against real parts.
+test: vet test-tools ## Run every test (race detector on) against real parts.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" \
 	FERRY_COSIGN="$$(hack/cosign.sh)" \
 	FERRY_GITEA="$$(hack/gitea.sh)" \
