@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,6 +240,33 @@ func TestGiteaRejectionAndSupersede(t *testing.T) {
 	}
 	if comments, _, _ := owner.ListIssueComments(w.repo.Owner, w.repo.Name, int64(old.Number), gitea.ListIssueCommentOptions{}); len(comments) != 1 {
 		t.Fatalf("%d comments after closing twice", len(comments))
+	}
+}
+
+// Gitea itself accepts a second pull request for the same head; concurrent Ensure calls through one
+// provider must still end with exactly one.
+func TestGiteaConcurrentEnsureOpensOne(t *testing.T) {
+	w := newGiteaWorld(t)
+	spec := w.pushed(t, digestA)
+	var wg sync.WaitGroup
+	nums := make([]int, 5)
+	errs := make([]error, 5)
+	for i := range nums {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr, err := w.ferry.EnsurePullRequest(context.Background(), spec)
+			nums[i], errs[i] = pr.Number, err
+		}()
+	}
+	wg.Wait()
+	for i := range nums {
+		if errs[i] != nil || nums[i] != nums[0] {
+			t.Fatalf("concurrent Ensure gave %v, %v", nums, errs)
+		}
+	}
+	if n := w.pullCount(t); n != 1 {
+		t.Fatalf("%d pull requests after concurrent Ensure", n)
 	}
 }
 

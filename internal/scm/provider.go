@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -131,7 +132,20 @@ type backend interface {
 // errExists is a backend's signal that another writer opened the pull request first.
 var errExists = errors.New("a pull request for this head branch already exists")
 
-type provider struct{ b backend }
+type provider struct {
+	b backend
+	// heads serialises EnsurePullRequest per repository and head branch. Gitea does not refuse a
+	// second pull request for the same head, so two concurrent callers in one process would both
+	// open one; GitHub and GitLab refuse and the loser adopts the winner's (errExists).
+	heads sync.Map // "repo\x00head" -> *sync.Mutex
+}
+
+func (p *provider) lockHead(repo, head string) func() {
+	m, _ := p.heads.LoadOrStore(repo+"\x00"+head, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
 
 func (p *provider) Name() string { return p.b.name() }
 
@@ -140,6 +154,7 @@ func (p *provider) EnsurePullRequest(ctx context.Context, spec PullRequestSpec) 
 	if err != nil {
 		return PullRequest{}, err
 	}
+	defer p.lockHead(spec.Repo, spec.Head)()
 	existing, err := p.b.find(ctx, spec.Repo, spec.Base, spec.Head)
 	if err != nil {
 		return PullRequest{}, p.wrap(err, "looking for the pull request from %s in %s", spec.Head, spec.Repo)
