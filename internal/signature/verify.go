@@ -59,18 +59,23 @@ func (r *Result) Summary() string {
 		signers[i] = s.String()
 	}
 	out := fmt.Sprintf("verified %s: signed by %s", r.Ref, strings.Join(signers, ", "))
-	if len(r.Attestations) > 0 {
-		types := map[string]bool{}
-		var list []string
-		for _, a := range r.Attestations {
-			if !types[a.PredicateType] {
-				types[a.PredicateType] = true
-				list = append(list, a.PredicateType)
-			}
-		}
-		out += "; attested " + strings.Join(list, ", ")
+	if types := r.attestedTypes(); len(types) > 0 {
+		out += "; attested " + strings.Join(types, ", ")
 	}
 	return out
+}
+
+// attestedTypes lists the predicate types of the accepted attestations, each once, in the order found.
+func (r *Result) attestedTypes() []string {
+	seen := map[string]bool{}
+	var list []string
+	for _, a := range r.Attestations {
+		if !seen[a.PredicateType] {
+			seen[a.PredicateType] = true
+			list = append(list, a.PredicateType)
+		}
+	}
+	return list
 }
 
 // Verify checks that ref (repo@sha256:…) is signed, and attested, as the policy requires. Registry access uses
@@ -233,6 +238,9 @@ func (t *trust) attested(ref string, tl *tally) error {
 		return nil
 	}
 	reasons = append(reasons, attReasons["unknown"]...)
+	if found := res.attestedTypes(); len(found) > 0 {
+		reasons = append(reasons, "accepted attestations found: "+strings.Join(found, ", "))
+	}
 	return &Error{Kind: KindMissingAttestation, Ref: ref, Reasons: reasons,
 		Message: "missing required attestation " + strings.Join(missing, ", ")}
 }

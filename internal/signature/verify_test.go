@@ -274,7 +274,8 @@ func TestMissingAttestation(t *testing.T) {
 	st.PushLegacy(t, d, "sig", k.LegacySignature(t, st.SimpleSigningPayload(d)))
 	st.PushLegacy(t, d, "att", k.LegacyAttestation(t, st.Statement(d, PredicateSPDX)))
 	p := Policy{Keys: [][]byte{k.PublicKeyPEM}, RequiredAttestations: []string{PredicateSLSAProvenanceV1}}
-	verifyFails(t, d.String(), p, KindMissingAttestation, "no attestation of type "+PredicateSLSAProvenanceV1+" found")
+	verifyFails(t, d.String(), p, KindMissingAttestation, "no attestation of type "+PredicateSLSAProvenanceV1+" found",
+		"accepted attestations found: "+PredicateSPDX)
 }
 
 func TestAttestationForAnotherSubject(t *testing.T) {
