@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,13 +137,15 @@ type provider struct {
 	b backend
 	// heads serialises EnsurePullRequest per repository and head branch. Gitea does not refuse a
 	// second pull request for the same head, so two concurrent callers in one process would both
-	// open one; GitHub and GitLab refuse and the loser adopts the winner's (errExists).
-	heads sync.Map // "repo\x00head" -> *sync.Mutex
+	// open one; GitHub and GitLab refuse and the loser adopts the winner's (errExists). A fixed set
+	// of stripes keeps memory bounded however many digests pass through.
+	heads [64]sync.Mutex
 }
 
 func (p *provider) lockHead(repo, head string) func() {
-	m, _ := p.heads.LoadOrStore(repo+"\x00"+head, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
+	h := fnv.New32a()
+	h.Write([]byte(repo + "\x00" + head))
+	mu := &p.heads[h.Sum32()%uint32(len(p.heads))]
 	mu.Lock()
 	return mu.Unlock
 }
