@@ -1,0 +1,85 @@
+package metrics
+
+import ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+
+// The label values below are closed sets so that series cannot multiply. A value outside its set is a bug in
+// the caller; it is recorded as "unknown" rather than as a new label value or a panic in the controller.
+const unknown = "unknown"
+
+// Result is how a digest's time in a stage ended.
+type Result string
+
+// Results of ferry_promotions_total.
+const (
+	ResultPromoted   Result = "promoted"
+	ResultFailed     Result = "failed"
+	ResultRolledBack Result = "rolled_back"
+	ResultRejected   Result = "rejected"
+	ResultSuperseded Result = "superseded"
+)
+
+func (r Result) label() string {
+	switch r {
+	case ResultPromoted, ResultFailed, ResultRolledBack, ResultRejected, ResultSuperseded:
+		return string(r)
+	}
+	return unknown
+}
+
+// ResultOf maps a stage history outcome to its result label, so that the history entry and the counter always
+// agree.
+func ResultOf(o ferryv1.Outcome) Result {
+	switch o {
+	case ferryv1.OutcomePromoted:
+		return ResultPromoted
+	case ferryv1.OutcomeFailed:
+		return ResultFailed
+	case ferryv1.OutcomeRolledBack:
+		return ResultRolledBack
+	case ferryv1.OutcomeRejected:
+		return ResultRejected
+	case ferryv1.OutcomeSuperseded:
+		return ResultSuperseded
+	}
+	return Result(unknown)
+}
+
+// VerificationReason is why a digest failed verification.
+type VerificationReason string
+
+// Reasons of ferry_verification_failures_total.
+const (
+	VerificationUnsigned           VerificationReason = "unsigned"
+	VerificationUntrusted          VerificationReason = "untrusted"
+	VerificationDigestMismatch     VerificationReason = "digest_mismatch"
+	VerificationMissingAttestation VerificationReason = "missing_attestation"
+	VerificationNotFound           VerificationReason = "not_found"
+	VerificationMalformed          VerificationReason = "malformed"
+)
+
+func (r VerificationReason) label() string {
+	switch r {
+	case VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch, VerificationMissingAttestation,
+		VerificationNotFound, VerificationMalformed:
+		return string(r)
+	}
+	return unknown
+}
+
+// RollbackReason is why a stage was rolled back.
+type RollbackReason string
+
+// Reasons of ferry_rollbacks_total.
+const (
+	RollbackManual         RollbackReason = "manual"
+	RollbackAnalysisFailed RollbackReason = "analysis_failed"
+	RollbackHealthFailed   RollbackReason = "health_failed"
+)
+
+func (r RollbackReason) label() string {
+	switch r {
+	case RollbackManual, RollbackAnalysisFailed, RollbackHealthFailed:
+		return string(r)
+	}
+	return unknown
+}

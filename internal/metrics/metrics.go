@@ -1,0 +1,251 @@
+package metrics
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metric names, exported so that dashboards, alert rules and their tests refer to the same strings.
+const (
+	PromotionsTotal           = "ferry_promotions_total"
+	PromotionDurationSeconds  = "ferry_promotion_duration_seconds"
+	DiscoveredToHealthySecs   = "ferry_discovered_to_healthy_seconds"
+	VerificationFailuresTotal = "ferry_verification_failures_total"
+	CopyBytesTotal            = "ferry_copy_bytes_total"
+	CopyRequestsTotal         = "ferry_copy_requests_total"
+	RollbacksTotal            = "ferry_rollbacks_total"
+	TimeToRollbackSeconds     = "ferry_time_to_rollback_seconds"
+	StageDrift                = "ferry_stage_drift"
+	StageDigestInfo           = "ferry_stage_digest_info"
+	PullRequestWaitSeconds    = "ferry_pull_request_wait_seconds"
+)
+
+// Label names.
+const (
+	labelNamespace = "namespace"
+	labelPromotion = "promotion"
+	labelStage     = "stage"
+	labelResult    = "result"
+	labelReason    = "reason"
+	labelDigest    = "digest"
+)
+
+// Buckets sized for continuous delivery, where a step takes seconds and a promotion through approval and soak
+// takes hours. Prometheus' default buckets stop at 10 s and would put every promotion in +Inf.
+var (
+	// promotionBuckets: 10 s to 1 day.
+	promotionBuckets = []float64{10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400}
+	// rollbackBuckets: 5 s to 2 h; on-call cares about the minutes a bad digest keeps running.
+	rollbackBuckets = []float64{5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200}
+	// pullRequestBuckets: 1 min to 1 week; people merge pull requests across nights and weekends.
+	pullRequestBuckets = []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800}
+)
+
+// Stage names one stage of one Promotion: the labels most series carry.
+type Stage struct {
+	Namespace string
+	Promotion string
+	Stage     string
+}
+
+// Promotion names one Promotion.
+type Promotion struct {
+	Namespace string
+	Name      string
+}
+
+func (s Stage) values() []string { return []string{s.Namespace, s.Promotion, s.Stage} }
+
+// Recorder records Ferry's metrics. It is safe for concurrent use by the reconciler's workers.
+type Recorder struct {
+	promotions           *prometheus.CounterVec
+	promotionDuration    *prometheus.HistogramVec
+	discoveredToHealthy  *prometheus.HistogramVec
+	verificationFailures *prometheus.CounterVec
+	copyBytes            *prometheus.CounterVec
+	copyRequests         *prometheus.CounterVec
+	rollbacks            *prometheus.CounterVec
+	timeToRollback       *prometheus.HistogramVec
+	drift                *prometheus.GaugeVec
+	digestInfo           *prometheus.GaugeVec
+	pullRequestWait      *prometheus.HistogramVec
+
+	// mu guards digests, the digest each stage's info series currently carries, so that the old series is
+	// deleted when the digest changes instead of both reading 1.
+	mu      sync.Mutex
+	digests map[Stage]string
+}
+
+// Default is the Recorder registered on controller-runtime's registry, served on the manager's metrics endpoint.
+var Default = mustNew(ctrlmetrics.Registry)
+
+func mustNew(reg prometheus.Registerer) *Recorder {
+	r, err := New(reg)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// New creates a Recorder and registers its metrics on reg. Tests pass their own registry.
+func New(reg prometheus.Registerer) (*Recorder, error) {
+	stage := []string{labelNamespace, labelPromotion, labelStage}
+	with := func(extra ...string) []string { return append(append([]string{}, stage...), extra...) }
+	r := &Recorder{
+		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: PromotionsTotal,
+			Help: "Digests whose time in a stage ended, by result: promoted, failed, rolled_back, rejected or superseded."},
+			with(labelResult)),
+		promotionDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: PromotionDurationSeconds,
+			Help:    "Seconds from a digest entering a stage to the stage being promoted, approval and soak included.",
+			Buckets: promotionBuckets}, stage),
+		discoveredToHealthy: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: DiscoveredToHealthySecs,
+			Help:    "Seconds from a digest being discovered at the source to it running healthy in a stage.",
+			Buckets: promotionBuckets}, stage),
+		verificationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: VerificationFailuresTotal,
+			Help: "Digests that failed signature or attestation verification, by reason."},
+			[]string{labelNamespace, labelPromotion, labelReason}),
+		copyBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: CopyBytesTotal,
+			Help: "Bytes of blobs and manifests copied into a stage's registry."}, stage),
+		copyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: CopyRequestsTotal,
+			Help: "Registry requests made while copying digests into a stage's registry."}, stage),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: RollbacksTotal,
+			Help: "Rollbacks Ferry started in a stage, by reason: manual, analysis_failed or health_failed."},
+			with(labelReason)),
+		timeToRollback: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: TimeToRollbackSeconds,
+			Help:    "Seconds from a rollback being decided (failure seen or annotation set) to the older digest running healthy.",
+			Buckets: rollbackBuckets}, stage),
+		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: StageDrift,
+			Help: "1 when the digest running in a stage's cluster differs from the digest Git declares, else 0."}, stage),
+		digestInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: StageDigestInfo,
+			Help: "Always 1, for the digest each stage runs now; older digests have no series."}, with(labelDigest)),
+		pullRequestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: PullRequestWaitSeconds,
+			Help:    "Seconds an approval pull request stayed open, from opened to merged or closed.",
+			Buckets: pullRequestBuckets}, stage),
+		digests: map[Stage]string{},
+	}
+	for _, c := range r.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering Ferry's metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func (r *Recorder) collectors() []prometheus.Collector {
+	return []prometheus.Collector{r.promotions, r.promotionDuration, r.discoveredToHealthy, r.verificationFailures,
+		r.copyBytes, r.copyRequests, r.rollbacks, r.timeToRollback, r.drift, r.digestInfo, r.pullRequestWait}
+}
+
+// Names lists the metric names the Recorder registers, for tests that keep dashboards and alerts honest.
+func Names() []string {
+	return []string{PromotionsTotal, PromotionDurationSeconds, DiscoveredToHealthySecs, VerificationFailuresTotal,
+		CopyBytesTotal, CopyRequestsTotal, RollbacksTotal, TimeToRollbackSeconds, StageDrift, StageDigestInfo,
+		PullRequestWaitSeconds}
+}
+
+// CountPromotion counts a digest's time in a stage ending with result.
+func (r *Recorder) CountPromotion(s Stage, result Result) {
+	r.promotions.WithLabelValues(s.Namespace, s.Promotion, s.Stage, result.label()).Inc()
+}
+
+// ObservePromotionDuration records the time from a digest entering the stage to the stage being promoted.
+func (r *Recorder) ObservePromotionDuration(s Stage, d time.Duration) {
+	r.promotionDuration.WithLabelValues(s.values()...).Observe(seconds(d))
+}
+
+// ObserveDiscoveredToHealthy records the time from discovery at the source to the digest running healthy in s.
+func (r *Recorder) ObserveDiscoveredToHealthy(s Stage, d time.Duration) {
+	r.discoveredToHealthy.WithLabelValues(s.values()...).Observe(seconds(d))
+}
+
+// CountVerificationFailure counts a digest that failed verification for reason.
+func (r *Recorder) CountVerificationFailure(p Promotion, reason VerificationReason) {
+	r.verificationFailures.WithLabelValues(p.Namespace, p.Name, reason.label()).Inc()
+}
+
+// AddCopy adds one copy's bytes moved and registry requests made to the stage's totals. Negative values, which a
+// counter cannot take, are ignored.
+func (r *Recorder) AddCopy(s Stage, bytes int64, requests int) {
+	if bytes > 0 {
+		r.copyBytes.WithLabelValues(s.values()...).Add(float64(bytes))
+	}
+	if requests > 0 {
+		r.copyRequests.WithLabelValues(s.values()...).Add(float64(requests))
+	}
+}
+
+// CountRollback counts a rollback Ferry started in s, once it is recorded in status.
+func (r *Recorder) CountRollback(s Stage, reason RollbackReason) {
+	r.rollbacks.WithLabelValues(s.Namespace, s.Promotion, s.Stage, reason.label()).Inc()
+}
+
+// ObserveTimeToRollback records the time from a rollback being decided to the older digest running healthy.
+func (r *Recorder) ObserveTimeToRollback(s Stage, d time.Duration) {
+	r.timeToRollback.WithLabelValues(s.values()...).Observe(seconds(d))
+}
+
+// ObservePullRequestWait records how long an approval pull request stayed open.
+func (r *Recorder) ObservePullRequestWait(s Stage, d time.Duration) {
+	r.pullRequestWait.WithLabelValues(s.values()...).Observe(seconds(d))
+}
+
+// SetDrift reports whether the stage's cluster runs a digest other than the one Git declares.
+func (r *Recorder) SetDrift(s Stage, drifted bool) {
+	v := 0.0
+	if drifted {
+		v = 1
+	}
+	r.drift.WithLabelValues(s.values()...).Set(v)
+}
+
+// SetStageDigest records the digest a stage runs now. The series of the digest it ran before is deleted, so
+// that a query for a stage's digest returns exactly one; an empty digest deletes the stage's series.
+func (r *Recorder) SetStageDigest(s Stage, digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.digests[s]; ok && old != digest {
+		r.digestInfo.DeleteLabelValues(s.Namespace, s.Promotion, s.Stage, old)
+		delete(r.digests, s)
+	}
+	if digest == "" {
+		return
+	}
+	r.digestInfo.WithLabelValues(s.Namespace, s.Promotion, s.Stage, digest).Set(1)
+	r.digests[s] = digest
+}
+
+// Forget deletes every series of a deleted Promotion, so that its stages stop appearing on dashboards and
+// alerts stop firing for it. Counters restart from zero if a Promotion of the same name is created again, which
+// rate() and increase() handle as a counter reset.
+func (r *Recorder) Forget(p Promotion) {
+	match := prometheus.Labels{labelNamespace: p.Namespace, labelPromotion: p.Name}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.promotions.DeletePartialMatch(match)
+	r.promotionDuration.DeletePartialMatch(match)
+	r.discoveredToHealthy.DeletePartialMatch(match)
+	r.verificationFailures.DeletePartialMatch(match)
+	r.copyBytes.DeletePartialMatch(match)
+	r.copyRequests.DeletePartialMatch(match)
+	r.rollbacks.DeletePartialMatch(match)
+	r.timeToRollback.DeletePartialMatch(match)
+	r.drift.DeletePartialMatch(match)
+	r.digestInfo.DeletePartialMatch(match)
+	r.pullRequestWait.DeletePartialMatch(match)
+	for s := range r.digests {
+		if s.Namespace == p.Namespace && s.Promotion == p.Name {
+			delete(r.digests, s)
+		}
+	}
+}
+
+func seconds(d time.Duration) float64 {
+	if d < 0 {
+		return 0
+	}
+	return d.Seconds()
+}

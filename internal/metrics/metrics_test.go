@@ -1,0 +1,310 @@
+package metrics
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+)
+
+func newRecorder(t *testing.T) (*Recorder, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	r, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, reg
+}
+
+var (
+	dev  = Stage{Namespace: "shop", Promotion: "web", Stage: "dev"}
+	prod = Stage{Namespace: "shop", Promotion: "web", Stage: "prod"}
+)
+
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func TestCountersCarryTypedLabels(t *testing.T) {
+	r, reg := newRecorder(t)
+	r.CountPromotion(dev, ResultPromoted)
+	r.CountPromotion(dev, ResultPromoted)
+	r.CountPromotion(prod, ResultOf(ferryv1.OutcomeRolledBack))
+	r.CountVerificationFailure(Promotion{Namespace: "shop", Name: "web"}, VerificationMissingAttestation)
+	r.CountRollback(prod, RollbackAnalysisFailed)
+	r.AddCopy(prod, 4096, 7)
+	r.AddCopy(prod, 1024, 3)
+	r.AddCopy(prod, -1, -1) // ignored: a counter never goes down
+
+	want := `
+# HELP ferry_copy_bytes_total Bytes of blobs and manifests copied into a stage's registry.
+# TYPE ferry_copy_bytes_total counter
+ferry_copy_bytes_total{namespace="shop",promotion="web",stage="prod"} 5120
+# HELP ferry_copy_requests_total Registry requests made while copying digests into a stage's registry.
+# TYPE ferry_copy_requests_total counter
+ferry_copy_requests_total{namespace="shop",promotion="web",stage="prod"} 10
+# HELP ferry_promotions_total Digests whose time in a stage ended, by result: promoted, failed, rolled_back, rejected or superseded.
+# TYPE ferry_promotions_total counter
+ferry_promotions_total{namespace="shop",promotion="web",result="promoted",stage="dev"} 2
+ferry_promotions_total{namespace="shop",promotion="web",result="rolled_back",stage="prod"} 1
+# HELP ferry_rollbacks_total Rollbacks Ferry started in a stage, by reason: manual, analysis_failed or health_failed.
+# TYPE ferry_rollbacks_total counter
+ferry_rollbacks_total{namespace="shop",promotion="web",reason="analysis_failed",stage="prod"} 1
+# HELP ferry_verification_failures_total Digests that failed signature or attestation verification, by reason.
+# TYPE ferry_verification_failures_total counter
+ferry_verification_failures_total{namespace="shop",promotion="web",reason="missing_attestation"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), PromotionsTotal, VerificationFailuresTotal,
+		RollbacksTotal, CopyBytesTotal, CopyRequestsTotal); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLabelValuesOutsideTheirSetBecomeUnknown(t *testing.T) {
+	r, _ := newRecorder(t)
+	r.CountPromotion(dev, Result("Promoted")) // wrong case: a caller bug, not a new series
+	r.CountVerificationFailure(Promotion{Namespace: "shop", Name: "web"}, VerificationReason("x509: bad"))
+	r.CountRollback(dev, RollbackReason(""))
+	if got := testutil.ToFloat64(r.promotions.WithLabelValues("shop", "web", "dev", "unknown")); got != 1 {
+		t.Errorf("promotions{result=unknown} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.verificationFailures.WithLabelValues("shop", "web", "unknown")); got != 1 {
+		t.Errorf("verification failures{reason=unknown} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.rollbacks.WithLabelValues("shop", "web", "dev", "unknown")); got != 1 {
+		t.Errorf("rollbacks{reason=unknown} = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(r.promotions); n != 1 {
+		t.Errorf("%d promotion series, want 1", n)
+	}
+}
+
+func TestResultOfCoversEveryOutcome(t *testing.T) {
+	for o, want := range map[ferryv1.Outcome]Result{
+		ferryv1.OutcomePromoted: ResultPromoted, ferryv1.OutcomeFailed: ResultFailed,
+		ferryv1.OutcomeRolledBack: ResultRolledBack, ferryv1.OutcomeRejected: ResultRejected,
+		ferryv1.OutcomeSuperseded: ResultSuperseded,
+	} {
+		if got := ResultOf(o); got != want || got.label() != string(want) {
+			t.Errorf("ResultOf(%s) = %q, want %q", o, got, want)
+		}
+	}
+	if got := ResultOf("Exploded").label(); got != "unknown" {
+		t.Errorf("ResultOf(unknown outcome).label() = %q", got)
+	}
+}
+
+func TestHistogramsUseDeliveryTimeScales(t *testing.T) {
+	r, reg := newRecorder(t)
+	r.ObservePromotionDuration(prod, 45*time.Minute)
+	r.ObserveDiscoveredToHealthy(prod, 3*time.Hour)
+	r.ObserveTimeToRollback(prod, 90*time.Second)
+	r.ObservePullRequestWait(prod, 26*time.Hour)
+	r.ObservePullRequestWait(prod, -time.Second) // clock skew: counted as zero, never negative
+
+	want := map[string]struct {
+		count     uint64
+		sum       float64
+		le        float64 // the smallest bucket that must hold every observation
+		belowLeft uint64  // observations in the bucket just below le
+	}{
+		PromotionDurationSeconds: {1, 2700, 3600, 0},
+		DiscoveredToHealthySecs:  {1, 10800, 14400, 0},
+		TimeToRollbackSeconds:    {1, 90, 120, 0},
+		PullRequestWaitSeconds:   {2, 93600, 172800, 1},
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, mf := range families {
+		w, ok := want[mf.GetName()]
+		if !ok {
+			continue
+		}
+		seen++
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != w.count || h.GetSampleSum() != w.sum {
+			t.Errorf("%s: count %d sum %v, want %d and %v", mf.GetName(), h.GetSampleCount(), h.GetSampleSum(), w.count, w.sum)
+		}
+		var prev uint64
+		for _, b := range h.GetBucket() {
+			if b.GetUpperBound() == w.le {
+				if b.GetCumulativeCount() != w.count || prev != w.belowLeft {
+					t.Errorf("%s: le=%v holds %d (below: %d), want %d (below: %d)", mf.GetName(), w.le,
+						b.GetCumulativeCount(), prev, w.count, w.belowLeft)
+				}
+			}
+			prev = b.GetCumulativeCount()
+		}
+		if last := h.GetBucket()[len(h.GetBucket())-1].GetUpperBound(); last < 3600 {
+			t.Errorf("%s: largest bucket %vs, want at least an hour", mf.GetName(), last)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("gathered %d of %d histograms", seen, len(want))
+	}
+}
+
+func TestStageDigestKeepsOnlyTheCurrentDigest(t *testing.T) {
+	r, reg := newRecorder(t)
+	r.SetStageDigest(dev, digestA)
+	r.SetStageDigest(prod, digestA)
+	r.SetStageDigest(dev, digestB)
+	r.SetStageDigest(dev, digestB) // unchanged: still one series
+
+	want := `
+# HELP ferry_stage_digest_info Always 1, for the digest each stage runs now; older digests have no series.
+# TYPE ferry_stage_digest_info gauge
+ferry_stage_digest_info{digest="` + digestB + `",namespace="shop",promotion="web",stage="dev"} 1
+ferry_stage_digest_info{digest="` + digestA + `",namespace="shop",promotion="web",stage="prod"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), StageDigestInfo); err != nil {
+		t.Error(err)
+	}
+
+	r.SetStageDigest(prod, "") // the stage no longer runs anything Ferry knows
+	if n := testutil.CollectAndCount(r.digestInfo); n != 1 {
+		t.Errorf("%d digest series after clearing prod, want 1 (dev)", n)
+	}
+	r.SetStageDigest(prod, digestB)
+	if got := testutil.ToFloat64(r.digestInfo.WithLabelValues("shop", "web", "prod", digestB)); got != 1 {
+		t.Errorf("prod digest series = %v after setting it again", got)
+	}
+}
+
+func TestDriftIsZeroOrOne(t *testing.T) {
+	r, _ := newRecorder(t)
+	r.SetDrift(prod, true)
+	if got := testutil.ToFloat64(r.drift.WithLabelValues(prod.values()...)); got != 1 {
+		t.Errorf("drift = %v, want 1", got)
+	}
+	r.SetDrift(prod, false)
+	if got := testutil.ToFloat64(r.drift.WithLabelValues(prod.values()...)); got != 0 {
+		t.Errorf("drift = %v, want 0", got)
+	}
+}
+
+func TestForgetDeletesEverySeriesOfOnePromotion(t *testing.T) {
+	r, reg := newRecorder(t)
+	other := Stage{Namespace: "shop", Promotion: "api", Stage: "dev"}
+	elsewhere := Stage{Namespace: "blog", Promotion: "web", Stage: "dev"}
+	for _, s := range []Stage{dev, prod, other, elsewhere} {
+		r.CountPromotion(s, ResultPromoted)
+		r.ObservePromotionDuration(s, time.Minute)
+		r.ObserveDiscoveredToHealthy(s, time.Minute)
+		r.CountVerificationFailure(Promotion{Namespace: s.Namespace, Name: s.Promotion}, VerificationUnsigned)
+		r.AddCopy(s, 1, 1)
+		r.CountRollback(s, RollbackManual)
+		r.ObserveTimeToRollback(s, time.Minute)
+		r.SetDrift(s, false)
+		r.SetStageDigest(s, digestA)
+		r.ObservePullRequestWait(s, time.Minute)
+	}
+	r.Forget(Promotion{Namespace: "shop", Name: "web"})
+
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) != len(Names()) {
+		t.Errorf("%d families left, want all %d (other Promotions still have series)", len(families), len(Names()))
+	}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == "shop" && labels["promotion"] == "web" {
+				t.Errorf("%s still has a series of the forgotten Promotion: %v", mf.GetName(), labels)
+			}
+		}
+		if len(mf.GetMetric()) != 2 {
+			t.Errorf("%s has %d series, want 2 (shop/api and blog/web)", mf.GetName(), len(mf.GetMetric()))
+		}
+	}
+
+	// A digest recorded after Forget starts a fresh series instead of deleting one that no longer exists.
+	r.SetStageDigest(dev, digestB)
+	if got := testutil.ToFloat64(r.digestInfo.WithLabelValues("shop", "web", "dev", digestB)); got != 1 {
+		t.Errorf("digest after Forget = %v", got)
+	}
+	if n := testutil.CollectAndCount(r.digestInfo); n != 3 {
+		t.Errorf("%d digest series, want 3", n)
+	}
+}
+
+func TestConcurrentDigestUpdatesLeaveOneSeriesPerStage(t *testing.T) {
+	r, _ := newRecorder(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := Stage{Namespace: "shop", Promotion: "web", Stage: []string{"dev", "prod"}[i%2]}
+			for j := range 200 {
+				r.SetStageDigest(s, []string{digestA, digestB}[j%2])
+				r.CountPromotion(s, ResultPromoted)
+				if j%50 == 0 {
+					r.Forget(Promotion{Namespace: "shop", Name: "other"})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := testutil.CollectAndCount(r.digestInfo); n != 2 {
+		t.Errorf("%d digest series after concurrent updates, want one per stage (2)", n)
+	}
+}
+
+func TestMetricsPassTheLinter(t *testing.T) {
+	r, reg := newRecorder(t)
+	r.CountPromotion(dev, ResultPromoted)
+	r.ObservePromotionDuration(dev, time.Minute)
+	r.ObserveDiscoveredToHealthy(dev, time.Minute)
+	r.CountVerificationFailure(Promotion{Namespace: "shop", Name: "web"}, VerificationUntrusted)
+	r.AddCopy(dev, 1, 1)
+	r.CountRollback(dev, RollbackHealthFailed)
+	r.ObserveTimeToRollback(dev, time.Minute)
+	r.SetDrift(dev, true)
+	r.SetStageDigest(dev, digestA)
+	r.ObservePullRequestWait(dev, time.Minute)
+
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n == 0 {
+		t.Fatalf("gathered %d series: %v", n, err)
+	}
+	families, _ := reg.Gather()
+	if len(families) != len(Names()) {
+		t.Errorf("gathered %d families, Names lists %d", len(families), len(Names()))
+	}
+}
+
+func TestDefaultIsServedByTheManagersRegistry(t *testing.T) {
+	s := Stage{Namespace: "default-test", Promotion: "p", Stage: "s"}
+	Default.CountPromotion(s, ResultFailed)
+	t.Cleanup(func() { Default.Forget(Promotion{Namespace: s.Namespace, Name: s.Promotion}) })
+	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, PromotionsTotal)
+	if err != nil || n != 1 {
+		t.Errorf("controller-runtime's registry serves %d %s series (%v), want 1", n, PromotionsTotal, err)
+	}
+	if _, err := New(ctrlmetrics.Registry); err == nil {
+		t.Error("registering the metrics twice on one registry succeeded")
+	}
+}
