@@ -467,3 +467,14 @@ func TestVerifierIsReusableConcurrently(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestKeylessRootWithCTLogRequiresSCT(t *testing.T) {
+	reg := st.NewRegistry(t, true)
+	ks := st.NewKeyless(t)
+	d := reg.PushImage(t, "app")
+	st.PushBundle(t, d, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(d, predicateCosignSign)))
+	p := keylessPolicy(ks)
+	verifyOK(t, d, p)
+	p.TrustedRoot = ks.TrustedRootWithCTLog(t)
+	verifyFails(t, d.String(), p, KindUntrusted, "certificate not trusted", "signed certificate timestamp")
+}

@@ -295,17 +295,21 @@ func NewKeyless(t testing.TB) *Keyless {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The virtual Rekor log's ID is the hex of its key hash; a trusted root stores the raw bytes.
-	logs := map[string]*root.TransparencyLog{}
-	for id, l := range vs.RekorLogs() {
-		raw, err := hex.DecodeString(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.ID = raw
-		logs[id] = l
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), nil, vs.TimestampingAuthorities(), logs)
+	k := &Keyless{vs: vs}
+	k.TrustedRootJSON = k.trustedRoot(t, nil)
+	return k
+}
+
+// TrustedRootWithCTLog is the trusted root plus the virtual CT log, as the public Sigstore root lists one: a
+// verifier must then demand SCTs, which the test certificates do not carry.
+func (k *Keyless) TrustedRootWithCTLog(t testing.TB) []byte {
+	return k.trustedRoot(t, rawLogIDs(t, k.vs.CTLogs()))
+}
+
+func (k *Keyless) trustedRoot(t testing.TB, ctLogs map[string]*root.TransparencyLog) []byte {
+	t.Helper()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, k.vs.FulcioCertificateAuthorities(), ctLogs,
+		k.vs.TimestampingAuthorities(), rawLogIDs(t, k.vs.RekorLogs()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +317,22 @@ func NewKeyless(t testing.TB) *Keyless {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Keyless{vs: vs, TrustedRootJSON: raw}
+	return raw
+}
+
+// rawLogIDs fixes the virtual logs' IDs: they hold the hex of the key hash, a trusted root stores the raw bytes.
+func rawLogIDs(t testing.TB, logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
+	t.Helper()
+	out := map[string]*root.TransparencyLog{}
+	for id, l := range logs {
+		raw, err := hex.DecodeString(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.ID = raw
+		out[id] = l
+	}
+	return out
 }
 
 // Bundle signs stmt as subject/issuer and returns a v0.3 bundle with certificate, Rekor entry (with inclusion
