@@ -28,6 +28,7 @@ type fakeGitHub struct {
 	mu      sync.Mutex
 	pulls   map[string][]*ghPull // by "owner/repo"
 	posts   int                  // POST requests that reached a handler (for "nothing opened")
+	calls   int                  // every authenticated request
 	comment map[int][]string
 }
 
@@ -76,6 +77,7 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
 	if r.Method == http.MethodPost {
 		f.posts++
 	}
@@ -478,5 +480,23 @@ func TestGitHubBadInput(t *testing.T) {
 	spec.Reviewers = []string{"ghost"}
 	if _, err := p.EnsurePullRequest(ctx, spec); err == nil || !strings.Contains(err.Error(), "requesting reviewers") {
 		t.Fatalf("refused reviewer: %v", err)
+	}
+}
+
+// A settled pull request costs two requests per Ensure (list by head, then read it), which keeps a
+// reconcile loop far from GitHub's rate limit.
+func TestGitHubEnsureCost(t *testing.T) {
+	f := newFakeGitHub(t)
+	p := f.provider(t, f.token)
+	spec := specFor(t, "shop/web", digestA)
+	if _, err := p.EnsurePullRequest(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	before := f.calls
+	if _, err := p.EnsurePullRequest(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.calls - before; n != 2 {
+		t.Fatalf("Ensure of a settled pull request made %d requests, want 2", n)
 	}
 }

@@ -29,6 +29,7 @@ type fakeGitLab struct {
 	mrs   map[string][]*glMR // by project path
 	users map[string]int
 	posts int
+	calls int
 	notes map[int][]string
 }
 
@@ -70,6 +71,7 @@ func (f *fakeGitLab) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
 	if r.Method == http.MethodPost {
 		f.posts++
 	}
@@ -341,5 +343,22 @@ func TestGitLabBadInput(t *testing.T) {
 	spec.Reviewers = []string{"nobody"}
 	if _, err := p.EnsurePullRequest(ctx, spec); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nobody"`) {
 		t.Fatalf("unknown reviewer: %v", err)
+	}
+}
+
+// A settled merge request costs one request per Ensure: the list carries everything needed.
+func TestGitLabEnsureCost(t *testing.T) {
+	f := newFakeGitLab(t)
+	p := f.provider(t, f.token)
+	spec := specFor(t, glProject, digestA)
+	if _, err := p.EnsurePullRequest(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	before := f.calls
+	if _, err := p.EnsurePullRequest(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.calls - before; n != 1 {
+		t.Fatalf("Ensure of a settled merge request made %d requests, want 1", n)
 	}
 }
