@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,15 +31,29 @@ type Remote struct {
 }
 
 func (r Remote) validate() (*transport.Endpoint, error) {
-	if r.Branch == "" || strings.ContainsAny(r.Branch, " ~^:?*[\\") || strings.HasPrefix(r.Branch, "-") {
-		return nil, fmt.Errorf("branch %q is not a valid branch name", r.Branch)
+	if err := checkBranch(r.Branch); err != nil {
+		return nil, err
 	}
 	return checkURL(r.URL, r.InsecureHTTP)
 }
 
+// checkBranch refuses names git would refuse (or read as options or revision syntax).
+func checkBranch(name string) error {
+	bad := name == "" || strings.HasPrefix(name, "-") || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") ||
+		strings.HasSuffix(name, ".lock") || strings.Contains(name, "..") || strings.Contains(name, "//") ||
+		strings.Contains(name, "@{") || strings.ContainsFunc(name, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r)
+	})
+	if bad {
+		return fmt.Errorf("branch %q is not a valid branch name", name)
+	}
+	return nil
+}
+
 // Options tune an Engine; zero values pick the defaults.
 type Options struct {
-	// CacheDir holds one bare, shallow repository per URL and branch. It must belong to this process alone.
+	// CacheDir holds one bare, shallow repository per URL, in which every branch Ferry reads or writes is a ref,
+	// so a pull-request branch made from a base shares the base's objects. It must belong to this process alone.
 	CacheDir string
 	// Depth is how many commits of history the cache keeps and searches for Ferry's own commits (default 50).
 	Depth int
@@ -88,18 +103,29 @@ func New(opts Options) (*Engine, error) {
 	return &Engine{opts: opts, repos: map[string]*cachedRepo{}}, nil
 }
 
-// cachedRepo is the local cache of one branch. storeMu guards every use of store and is held only for local work
-// (reading trees, building objects, writing fetched packs); fetchMu coalesces fetches so concurrent Pins that
-// need the same new tip download it once, while Pins that already have their tip never wait on it.
+// cachedRepo is the local cache of one repository; each branch Ferry uses is a ref in it. storeMu guards every
+// use of store and is held only for local work (reading trees, building objects, writing fetched packs). The
+// fetch locks coalesce fetches of one branch, so concurrent callers that need the same new tip download it once,
+// while callers that already have their tip, or want another branch, never wait on it. They are striped by branch
+// name so that the many short-lived pull-request branches do not grow a map without bound.
 type cachedRepo struct {
-	branch   plumbing.ReferenceName
 	endpoint *transport.Endpoint
 	dir      string
 
 	storeMu sync.Mutex
 	store   *filesystem.Storage
+	// gen counts compactions; a pack downloaded against an older generation is discarded (its deltas and the
+	// objects the server left out may refer to what the compaction dropped).
+	gen uint64
 
-	fetchMu sync.Mutex
+	fetchMu [16]sync.Mutex
+}
+
+// fetchLock is the lock that coalesces fetches of branch.
+func (c *cachedRepo) fetchLock(branch string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(branch))
+	return &c.fetchMu[h.Sum32()%uint32(len(c.fetchMu))]
 }
 
 func (e *Engine) repo(r Remote) (*cachedRepo, error) {
@@ -107,15 +133,14 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(r.URL + "\x00" + r.Branch))
+	sum := sha256.Sum256([]byte(r.URL))
 	key := hex.EncodeToString(sum[:12])
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.repos[key]; ok {
 		return c, nil
 	}
-	c := &cachedRepo{branch: plumbing.NewBranchReferenceName(r.Branch), endpoint: ep,
-		dir: filepath.Join(e.opts.CacheDir, key)}
+	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key)}
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
@@ -151,6 +176,7 @@ func (c *cachedRepo) compact(maxPacks int) error {
 		return nil
 	}
 	return c.locked(func() error {
+		c.gen++
 		if err := os.RemoveAll(c.dir); err != nil {
 			return fmt.Errorf("dropping bloated cache: %w", err)
 		}
@@ -174,13 +200,33 @@ func transportFor(c *cachedRepo, r Remote) (transport.Transport, transport.AuthM
 	return t, auth, nil
 }
 
-// localTip is the commit the cache last saw at the branch tip (zero when the cache is empty).
-func (c *cachedRepo) localTip() plumbing.Hash {
-	ref, err := c.store.Reference(c.branch)
+// localTip is the commit the cache last saw at branch's tip (zero when it has none).
+func (c *cachedRepo) localTip(branch plumbing.ReferenceName) plumbing.Hash {
+	ref, err := c.store.Reference(branch)
 	if err != nil {
 		return plumbing.ZeroHash
 	}
 	return ref.Hash()
+}
+
+// haves lists the cached tips of every branch (at most maxHaves), so a fetch of a new pull-request branch
+// downloads only what its base does not already hold. Callers hold the store lock.
+func (c *cachedRepo) haves() []plumbing.Hash {
+	const maxHaves = 32
+	iter, err := c.store.IterReferences()
+	if err != nil {
+		return nil
+	}
+	defer iter.Close()
+	var out []plumbing.Hash
+	_ = iter.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() == plumbing.HashReference && ref.Name().IsBranch() && len(out) < maxHaves &&
+			c.store.HasEncodedObject(ref.Hash()) == nil {
+			out = append(out, ref.Hash())
+		}
+		return nil
+	})
+	return out
 }
 
 func (c *cachedRepo) hasCommit(h plumbing.Hash) bool {
@@ -189,9 +235,9 @@ func (c *cachedRepo) hasCommit(h plumbing.Hash) bool {
 	return c.store.HasEncodedObject(h) == nil
 }
 
-func (c *cachedRepo) setTip(h plumbing.Hash) error {
-	if err := c.store.SetReference(plumbing.NewHashReference(c.branch, h)); err != nil {
-		return fmt.Errorf("recording tip %s in the cache: %w", h, err)
+func (c *cachedRepo) setTip(branch plumbing.ReferenceName, h plumbing.Hash) error {
+	if err := c.store.SetReference(plumbing.NewHashReference(branch, h)); err != nil {
+		return fmt.Errorf("recording tip %s of %s in the cache: %w", h, branch.Short(), err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -17,14 +18,16 @@ import (
 	"github.com/ferrycd/ferry/internal/gitops/pin"
 )
 
-// ensureCommit makes the cache hold commit want, fetching the branch when it does not. Fetches are coalesced:
-// a caller that finds another fetch running waits for it and then checks again, instead of downloading twice.
+// ensureCommit makes the cache hold commit want, fetching r.Branch when it does not. Fetches are coalesced: a
+// caller that finds another fetch of the branch running waits for it and then checks again, instead of
+// downloading twice.
 func (e *Engine) ensureCommit(ctx context.Context, c *cachedRepo, r Remote, want plumbing.Hash) error {
 	if c.hasCommit(want) {
 		return nil
 	}
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
+	mu := c.fetchLock(r.Branch)
+	mu.Lock()
+	defer mu.Unlock()
 	if c.hasCommit(want) {
 		return nil
 	}
@@ -37,83 +40,157 @@ func (e *Engine) ensureCommit(ctx context.Context, c *cachedRepo, r Remote, want
 	return nil
 }
 
-// errRaced marks a failure caused by another writer moving the branch; the Pin loop retries on it.
-var errRaced = errors.New("branch moved concurrently")
+// fetchTip brings r.Branch's current tip into the cache, coalesced with other fetches of the branch.
+func (e *Engine) fetchTip(ctx context.Context, c *cachedRepo, r Remote) (plumbing.Hash, error) {
+	mu := c.fetchLock(r.Branch)
+	mu.Lock()
+	defer mu.Unlock()
+	return e.fetch(ctx, c, r)
+}
 
-// fetch downloads the branch tip and up to Depth commits of its history into the cache and returns the tip. The
-// pack is spooled to a temporary file without holding the store lock, then indexed into the store under it.
+var (
+	// errRaced marks a failure caused by another writer moving the branch; the Pin loop retries on it.
+	errRaced = errors.New("branch moved concurrently")
+	// errCompacted: the cache was dropped (see compact) while a pack was downloading; the fetch starts over.
+	errCompacted = errors.New("cache compacted during the fetch")
+)
+
+// fetch downloads r.Branch's tip and up to Depth commits of its history into the cache and returns the tip.
+// Callers hold the branch's fetch lock. A compaction by a concurrent fetch of another branch makes it start over.
 func (e *Engine) fetch(ctx context.Context, c *cachedRepo, r Remote) (plumbing.Hash, error) {
-	t, auth, err := transportFor(c, r)
+	for try := 1; ; try++ {
+		tip, err := e.fetchOnce(ctx, c, r)
+		if !errors.Is(err, errCompacted) || try == 3 {
+			return tip, err
+		}
+	}
+}
+
+func (e *Engine) fetchOnce(ctx context.Context, c *cachedRepo, r Remote) (plumbing.Hash, error) {
+	branch := plumbing.NewBranchReferenceName(r.Branch)
+	sess, adv, err := openUploadPack(ctx, c, r)
 	if err != nil {
 		return plumbing.ZeroHash, err
-	}
-	sess, err := t.NewUploadPackSession(c.ep(), auth)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("opening fetch session: %w", err)
 	}
 	defer func() { _ = sess.Close() }()
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return plumbing.ZeroHash, classify("listing branches of "+redact(r.URL), err)
-	}
-	tip, err := branchTip(adv, c.branch)
+	tip, err := branchTip(adv, branch)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
+	record := func() error { return c.setTip(branch, tip) }
 	if c.hasCommit(tip) {
-		return tip, nil
+		return tip, c.locked(record)
 	}
 	if err := c.compact(e.opts.MaxPacks); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	req, err := e.uploadRequest(c, adv, tip)
+	req, gen, err := c.uploadRequest(adv, tip, e.opts.Depth)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
+	return tip, e.download(ctx, c, sess, req, gen, "fetching "+r.Branch, record)
+}
+
+// fetchCommit downloads one commit by SHA with its tree (depth 1), which git with
+// uploadpack.allowReachableSHA1InWant and the hosted forges allow for any commit reachable from a ref, such as
+// the merge commit of a pull request. refused says the server declined (or does not offer) fetching by SHA.
+func (e *Engine) fetchCommit(ctx context.Context, c *cachedRepo, r Remote, want plumbing.Hash) (refused bool, err error) {
+	sess, adv, err := openUploadPack(ctx, c, r)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = sess.Close() }()
+	if !adv.Capabilities.Supports(capability.AllowReachableSHA1InWant) &&
+		!adv.Capabilities.Supports(capability.AllowTipSHA1InWant) {
+		return true, nil
+	}
+	if err := c.compact(e.opts.MaxPacks); err != nil {
+		return false, err
+	}
+	req, gen, err := c.uploadRequest(adv, want, 1)
+	if err != nil {
+		return false, err
+	}
+	err = e.download(ctx, c, sess, req, gen, "fetching "+want.String(), func() error { return nil })
+	if err != nil && strings.Contains(err.Error(), "not our ref") {
+		return true, nil
+	}
+	return false, err
+}
+
+func openUploadPack(ctx context.Context, c *cachedRepo, r Remote) (transport.UploadPackSession, *packp.AdvRefs, error) {
+	t, auth, err := transportFor(c, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := t.NewUploadPackSession(c.ep(), auth)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening fetch session: %w", err)
+	}
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		_ = sess.Close()
+		return nil, nil, classify("listing branches of "+redact(r.URL), err)
+	}
+	return sess, adv, nil
+}
+
+// download runs one upload-pack request and spools the pack to a temporary file without holding the store lock,
+// then, under it, indexes the pack into the store and runs record — unless the cache was compacted meanwhile.
+func (e *Engine) download(ctx context.Context, c *cachedRepo, sess transport.UploadPackSession,
+	req *packp.UploadPackRequest, gen uint64, doing string, record func() error) error {
 	resp, err := sess.UploadPack(ctx, req)
 	if err != nil {
-		return plumbing.ZeroHash, classify("fetching "+c.branch.Short(), err)
+		return classify(doing, err)
 	}
 	defer func() { _ = resp.Close() }()
 	spool, err := os.CreateTemp(e.opts.CacheDir, "fetch-*.pack")
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("creating fetch spool: %w", err)
+		return fmt.Errorf("creating fetch spool: %w", err)
 	}
 	defer func() { _ = spool.Close(); _ = os.Remove(spool.Name()) }()
 	if _, err := io.Copy(spool, demux(req.Capabilities, resp)); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("downloading %s: %w", c.branch.Short(), err)
+		return fmt.Errorf("%s: downloading: %w", doing, err)
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("rewinding fetch spool: %w", err)
+		return fmt.Errorf("rewinding fetch spool: %w", err)
 	}
-	return tip, c.locked(func() error { return c.storePack(spool, resp.ShallowUpdate, tip) })
+	return c.locked(func() error {
+		if c.gen != gen {
+			return errCompacted
+		}
+		if err := c.storePack(spool, resp.ShallowUpdate); err != nil {
+			return err
+		}
+		return record()
+	})
 }
 
-func (e *Engine) uploadRequest(c *cachedRepo, adv *packp.AdvRefs, tip plumbing.Hash) (*packp.UploadPackRequest, error) {
+// uploadRequest asks for want and depth commits of its history, telling the server which commits the cache
+// already holds (every cached branch tip) and where its history is cut. It returns the cache generation it saw.
+func (c *cachedRepo) uploadRequest(adv *packp.AdvRefs, want plumbing.Hash, depth int) (*packp.UploadPackRequest, uint64, error) {
 	req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
-	req.Wants = []plumbing.Hash{tip}
-	req.Depth = packp.DepthCommits(e.opts.Depth)
+	req.Wants = []plumbing.Hash{want}
+	req.Depth = packp.DepthCommits(depth)
 	if err := req.Capabilities.Set(capability.Shallow); err != nil {
-		return nil, fmt.Errorf("requesting a shallow fetch: %w", err)
+		return nil, 0, fmt.Errorf("requesting a shallow fetch: %w", err)
 	}
 	if adv.Capabilities.Supports(capability.NoProgress) {
 		_ = req.Capabilities.Set(capability.NoProgress)
 	}
 	c.storeMu.Lock()
 	defer c.storeMu.Unlock()
-	if have := c.localTip(); !have.IsZero() && c.store.HasEncodedObject(have) == nil {
-		req.Haves = []plumbing.Hash{have}
-	}
+	req.Haves = c.haves()
 	shallows, err := c.store.Shallow()
 	if err != nil {
-		return nil, fmt.Errorf("reading shallow commits of the cache: %w", err)
+		return nil, 0, fmt.Errorf("reading shallow commits of the cache: %w", err)
 	}
 	req.Shallows = shallows
-	return req, nil
+	return req, c.gen, nil
 }
 
-// storePack indexes a downloaded pack into the store, records the new shallow boundary and the tip.
-func (c *cachedRepo) storePack(pack io.Reader, upd packp.ShallowUpdate, tip plumbing.Hash) error {
+// storePack indexes a downloaded pack into the store and records the new shallow boundary.
+func (c *cachedRepo) storePack(pack io.Reader, upd packp.ShallowUpdate) error {
 	if err := packfile.UpdateObjectStorage(c.store, pack); err != nil {
 		return fmt.Errorf("storing fetched objects: %w", err)
 	}
@@ -136,7 +213,7 @@ func (c *cachedRepo) storePack(pack io.Reader, upd packp.ShallowUpdate, tip plum
 	if err := c.store.SetShallow(shallows); err != nil {
 		return fmt.Errorf("recording shallow commits: %w", err)
 	}
-	return c.setTip(tip)
+	return nil
 }
 
 func demux(caps *capability.List, r io.Reader) io.Reader {

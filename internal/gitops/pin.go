@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/ferrycd/ferry/internal/gitops/pin"
@@ -28,7 +29,11 @@ type Author struct{ Name, Email string }
 
 // Request pins one image digest in one branch and records it as one commit.
 type Request struct {
+	// Remote.Branch is the branch written to. With BaseBranch set it is a pull-request head: when it does not
+	// exist yet, Pin creates it from BaseBranch's tip with the pin commit on top; once it exists, Pin works on it
+	// alone (a base that moved later does not matter) and never force-pushes.
 	Remote
+	BaseBranch string
 	// Format, Path (relative to the repository root) and HelmKey say where the image is; see package pin.
 	Format  pin.Format
 	Path    string
@@ -63,7 +68,10 @@ type Result struct {
 	Recognized bool
 	// Superseded: that commit was found but the files have changed since; they were left alone.
 	Superseded bool
-	Attempts   int
+	// Created: the push created Branch from BaseBranch. When the pin is already on the base (recognised, or
+	// pinned by content), no branch is created and CommitSHA names the base's commit.
+	Created  bool
+	Attempts int
 }
 
 func (r Request) pinRequest() pin.Request {
@@ -79,6 +87,15 @@ func (r Request) validate() error {
 		strings.ContainsAny(r.Author.Name+r.Author.Email, "<>\n") {
 		return fmt.Errorf("author %q <%s> needs a name and an e-mail address", r.Author.Name, r.Author.Email)
 	}
+	if r.BaseBranch == "" {
+		return nil
+	}
+	if err := checkBranch(r.BaseBranch); err != nil {
+		return fmt.Errorf("base: %w", err)
+	}
+	if r.BaseBranch == r.Branch {
+		return fmt.Errorf("base branch %q must differ from the branch written to", r.BaseBranch)
+	}
 	return nil
 }
 
@@ -88,6 +105,29 @@ type prepared struct {
 	objects     *newObjects
 	done        bool
 	result      Result
+}
+
+// target is where an attempt builds: the branch's tip, or, when a pull-request head does not exist yet, the
+// base's tip (from, with create set).
+type target struct {
+	from   Remote // the branch whose tip is built on
+	tip    plumbing.Hash
+	create bool
+}
+
+// locate finds the branch's tip in the advertised refs, or the base's tip when the head is still to be created.
+func locate(adv *packp.AdvRefs, req Request) (target, error) {
+	tip, err := branchTip(adv, plumbing.NewBranchReferenceName(req.Branch))
+	if err == nil || req.BaseBranch == "" || !errors.Is(err, ErrNotFound) {
+		return target{from: req.Remote, tip: tip}, err
+	}
+	base := req.Remote
+	base.Branch = req.BaseBranch
+	tip, err = branchTip(adv, plumbing.NewBranchReferenceName(base.Branch))
+	if err != nil {
+		return target{}, fmt.Errorf("creating %s: %w", req.Branch, err)
+	}
+	return target{from: base, tip: tip, create: true}, nil
 }
 
 // Pin edits, commits and pushes. On a race it re-applies the pin on the new tip (bounded attempts, jittered
@@ -169,27 +209,36 @@ func (e *Engine) attempt(ctx context.Context, c *cachedRepo, req Request, d atte
 	if err != nil {
 		return Result{}, nil, classify("connecting to "+redact(req.URL), err)
 	}
-	tip, err := branchTip(adv, c.branch)
+	at, err := locate(adv, req)
 	if err != nil {
 		return Result{}, nil, err
 	}
-	if last != nil && last.tip == tip {
+	if last != nil && last.tip == at.tip {
 		return Result{}, nil, fmt.Errorf("pushing to %s: %w: %s", req.Branch, ErrRejected, last.reason)
 	}
-	if err := e.ensureCommit(ctx, c, req.Remote, tip); err != nil {
+	if err := e.ensureCommit(ctx, c, at.from, at.tip); err != nil {
 		if errors.Is(err, errRaced) {
 			return Result{}, &rejection{reason: err.Error(), retriable: true}, nil
 		}
 		return Result{}, nil, err
 	}
 	var p *prepared
-	if err := c.locked(func() (err error) { p, err = e.prepare(c, req, d, tip); return err }); err != nil {
+	if err := c.locked(func() (err error) { p, err = e.prepare(c, req, d, at.tip); return err }); err != nil {
+		if errors.Is(err, errRaced) {
+			return Result{}, &rejection{reason: err.Error(), retriable: true}, nil
+		}
 		return Result{}, nil, err
 	}
+	from := plumbing.NewBranchReferenceName(at.from.Branch)
 	if p.done {
-		return p.result, nil, c.locked(func() error { return c.setTip(tip) })
+		return p.result, nil, c.locked(func() error { return c.setTip(from, at.tip) })
 	}
-	err = push(ctx, sess, adv, c.branch, p)
+	head := plumbing.NewBranchReferenceName(req.Branch)
+	old := p.tip
+	if at.create {
+		old = plumbing.ZeroHash
+	}
+	err = push(ctx, sess, adv, head, old, p)
 	var rej *rejection
 	if errors.As(err, &rej) {
 		return Result{}, rej, nil
@@ -197,11 +246,12 @@ func (e *Engine) attempt(ctx context.Context, c *cachedRepo, req Request, d atte
 	if err != nil {
 		return Result{}, nil, err
 	}
-	return p.result, nil, c.locked(func() error { return c.keep(p) })
+	p.result.Created = at.create
+	return p.result, nil, c.locked(func() error { return c.keep(head, p) })
 }
 
 // keep moves a pushed commit's objects from memory into the cache and advances the cached tip to it.
-func (c *cachedRepo) keep(p *prepared) error {
+func (c *cachedRepo) keep(branch plumbing.ReferenceName, p *prepared) error {
 	for _, h := range p.objects.order {
 		o, err := p.objects.mem.EncodedObject(plumbing.AnyObject, h)
 		if err != nil {
@@ -211,13 +261,17 @@ func (c *cachedRepo) keep(p *prepared) error {
 			return fmt.Errorf("caching new object %s: %w", h, err)
 		}
 	}
-	return c.setTip(p.commit)
+	return c.setTip(branch, p.commit)
 }
 
 // prepare runs under the store lock: recognise an earlier commit, apply the pin to the tip's tree, and build the
 // new blobs, trees and commit in memory.
 func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing.Hash) (*prepared, error) {
 	head, err := object.GetCommit(c.store, tip)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		// A fetch of another branch compacted the cache after ensureCommit; the next attempt fetches again.
+		return nil, fmt.Errorf("%w: cache was compacted before %s could be read", errRaced, tip)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading tip %s: %w", tip, err)
 	}

@@ -27,10 +27,11 @@ type rejection struct {
 
 func (r *rejection) Error() string { return r.reason }
 
-// push sends exactly the new objects and one ref update from the tip the commit was built on. The server applies
-// it only if the branch still points at that tip, which is what makes concurrent writers safe without a lock.
+// push sends exactly the new objects and one ref update from old (the tip the commit was built on, or zero to
+// create the branch). The server applies it only if the branch still points at old (or, for zero, does not
+// exist), which is what makes concurrent writers safe without a lock.
 func push(ctx context.Context, sess transport.ReceivePackSession, adv *packp.AdvRefs, branch plumbing.ReferenceName,
-	p *prepared) error {
+	old plumbing.Hash, p *prepared) error {
 	var pack bytes.Buffer
 	enc := packfile.NewEncoder(&pack, p.objects.mem, !adv.Capabilities.Supports(capability.OFSDelta))
 	if _, err := enc.Encode(p.objects.order, 10); err != nil {
@@ -42,7 +43,7 @@ func push(ctx context.Context, sess transport.ReceivePackSession, adv *packp.Adv
 		_ = req.Capabilities.Set(capability.Sideband64k)
 		req.Progress = &progress // hooks' messages arrive here
 	}
-	req.Commands = []*packp.Command{{Name: branch, Old: p.tip, New: p.commit}}
+	req.Commands = []*packp.Command{{Name: branch, Old: old, New: p.commit}}
 	req.Packfile = io.NopCloser(&pack)
 	report, err := sess.ReceivePack(ctx, req)
 	if report != nil {

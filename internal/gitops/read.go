@@ -17,9 +17,7 @@ func (e *Engine) atTip(ctx context.Context, r Remote, fn func(c *cachedRepo, tip
 	if err != nil {
 		return err
 	}
-	c.fetchMu.Lock()
-	tip, err := e.fetch(ctx, c, r)
-	c.fetchMu.Unlock()
+	tip, err := e.fetchTip(ctx, c, r)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,13 @@ func (s *Server) BranchLog(repo, branch string) []LogEntry {
 	return entries
 }
 
+// Branches lists the repository's branches, sorted.
+func (s *Server) Branches(repo string) []string {
+	s.t.Helper()
+	out := s.Git(s.RepoDir(repo), "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+	return strings.Fields(out)
+}
+
 // Head is the SHA of branch's tip.
 func (s *Server) Head(repo, branch string) string {
 	s.t.Helper()
