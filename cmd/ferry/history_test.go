@@ -27,7 +27,9 @@ var (
 	fixtureTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 
-func at(hours int) metav1.Time { return metav1.NewTime(fixtureTime.Add(time.Duration(hours) * time.Hour)) }
+func at(hours int) metav1.Time {
+	return metav1.NewTime(fixtureTime.Add(time.Duration(hours) * time.Hour))
+}
 
 func entry(d string, hours int, o ferryv1.Outcome, commit, approver string) ferryv1.StageHistoryEntry {
 	return ferryv1.StageHistoryEntry{Digest: d, Time: at(hours), Outcome: o, CommitSHA: commit, Approver: approver,
