@@ -22,6 +22,8 @@ func (s *Server) NewRepo(name string, files map[string]string) string {
 	}
 	s.Git(s.root, "init", "--quiet", "--bare", "--initial-branch="+DefaultBranch, dir)
 	s.Git(dir, "config", "http.receivepack", "true")
+	// Like the hosted forges, serve any commit reachable from a ref by SHA (e.g. a pull request's merge commit).
+	s.Git(dir, "config", "uploadpack.allowReachableSHA1InWant", "true")
 	s.Commit(name, DefaultBranch, files, "initial import")
 	return s.RepoURL(name)
 }
@@ -54,6 +56,32 @@ func (s *Server) Commit(repo, branch string, files map[string]string, message st
 		s.t.Fatalf("committing to %s/%s: %v", repo, branch, err)
 	}
 	return s.Git(dir, "rev-parse", "refs/heads/"+branch)
+}
+
+// Symlink lands a commit on branch that adds a symbolic link at path pointing at target; it returns the SHA.
+func (s *Server) Symlink(repo, branch, path, target, message string) string {
+	s.t.Helper()
+	dir := s.RepoDir(repo)
+	var in bytes.Buffer
+	fmt.Fprintf(&in, "commit refs/heads/%s\ncommitter Test Human <human@example.com> now\n", branch)
+	fmt.Fprintf(&in, "data %d\n%s\nfrom refs/heads/%s^0\n", len(message), message, branch)
+	fmt.Fprintf(&in, "M 120000 inline %s\ndata %d\n%s\n", path, len(target), target)
+	if _, err := s.run(dir, in.Bytes(), "fast-import", "--quiet", "--date-format=now"); err != nil {
+		s.t.Fatalf("adding symlink %s to %s/%s: %v", path, repo, branch, err)
+	}
+	return s.Git(dir, "rev-parse", "refs/heads/"+branch)
+}
+
+// Merge makes a merge commit of branch from into branch into and stores it at ref, as a forge prepares
+// refs/pull/N/merge (pass "refs/heads/"+into to merge for real). It returns the merge commit's SHA.
+func (s *Server) Merge(repo, ref, into, from, message string) string {
+	s.t.Helper()
+	dir := s.RepoDir(repo)
+	tree := s.Git(dir, "merge-tree", "--write-tree", "refs/heads/"+into, "refs/heads/"+from)
+	tree, _, _ = strings.Cut(tree, "\n")
+	sha := s.Git(dir, "commit-tree", tree, "-p", "refs/heads/"+into, "-p", "refs/heads/"+from, "-m", message)
+	s.Git(dir, "update-ref", ref, sha)
+	return sha
 }
 
 // LogEntry is one commit as the server sees it.
