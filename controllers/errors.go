@@ -31,3 +31,20 @@ func asStalling(err error) (*StallingError, bool) {
 	ok := errors.As(err, &s)
 	return s, ok
 }
+
+// WaitingError is a state that will pass without a change to the spec (no candidate yet, a candidate whose
+// signatures are not there yet): Ready is False with its reason and the Promotion is polled again at its
+// interval, without error backoff.
+type WaitingError struct {
+	Reason string
+	Err    error
+}
+
+func (e *WaitingError) Error() string { return e.Err.Error() }
+func (e *WaitingError) Unwrap() error { return e.Err }
+
+func asWaiting(err error) (*WaitingError, bool) {
+	var w *WaitingError
+	ok := errors.As(err, &w)
+	return w, ok
+}

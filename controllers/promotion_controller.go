@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -10,14 +12,17 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/metrics"
 )
 
 // referencesIndex indexes Promotions by the Secrets and ConfigMaps they refer to ("Secret/name"), so that a
@@ -31,6 +36,17 @@ type PromotionReconciler struct {
 	// Secret in the cluster.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Engines carry out the side effects. With no Git engine the reconciler validates Promotions and stops there.
+	Engines Engines
+	// LocalConfig reaches the cluster Ferry runs in, for stages without a kubeconfig Secret.
+	LocalConfig *rest.Config
+	// Metrics records the SLIs of promotions; nil records nothing.
+	Metrics *metrics.Recorder
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+
+	pushOnce sync.Once
+	pushCh   chan event.TypedGenericEvent[string]
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -39,54 +55,115 @@ type PromotionReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile runs the pipeline steps for one Promotion and records the outcome in its status.
+// step is one step of the pipeline; the first error ends the reconcile.
+type step func(context.Context, *scope) error
+
+// Reconcile runs the pipeline for one Promotion — validate, discover and verify, carry out an on-call rollback,
+// then move every stage as far as it can go — and records the outcome in its status.
 func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	var p ferryv1.Promotion
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := p.DeepCopy()
+	s := &scope{p: &p, now: metav1.NewTime(r.now()), log: log, before: p.DeepCopy()}
+	syncStageStatuses(&p, s.now)
 	defer func() {
-		if err := r.patchStatus(ctx, before, &p, retErr); err != nil && retErr == nil {
+		outcome := retErr
+		if outcome == nil {
+			outcome = s.waiting
+		}
+		if err := r.patchStatus(ctx, s, outcome); err != nil && retErr == nil {
 			retErr = err
 		}
 	}()
 
-	steps := []func(context.Context, *ferryv1.Promotion) error{r.validate}
-	for _, step := range steps {
-		if err := step(ctx, &p); err != nil {
-			if stall, ok := asStalling(err); ok {
-				log.Info("promotion stalled on bad input", "reason", stall.Reason, "field", stall.Field)
-				return ctrl.Result{}, reconcile.TerminalError(err)
-			}
+	steps := []step{r.validate}
+	if r.Engines.Git != nil && !p.Spec.Suspend {
+		steps = append(steps, r.rollbackRequest, r.discover, r.promoteStages)
+	}
+	for _, run := range steps {
+		err := run(ctx, s)
+		if stall, ok := asStalling(err); ok {
+			log.Info("promotion stalled on bad input", "reason", stall.Reason, "field", stall.Field)
+			return ctrl.Result{}, reconcile.TerminalError(err)
+		}
+		if _, ok := asWaiting(err); ok {
+			s.waiting = err // stages already under way still move
+			continue
+		}
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return ctrl.Result{}, nil
+	if len(steps) == 1 {
+		return ctrl.Result{}, nil // validation only: nothing to poll
+	}
+	return ctrl.Result{RequeueAfter: s.requeueAfter()}, nil
+}
+
+func (r *PromotionReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // validate is the first step: nothing happens for a spec that the CRD schema accepted but Ferry cannot use.
-func (r *PromotionReconciler) validate(ctx context.Context, p *ferryv1.Promotion) error {
-	if err := validateSpec(p); err != nil {
+func (r *PromotionReconciler) validate(ctx context.Context, s *scope) error {
+	if err := validateSpec(s.p); err != nil {
 		return err
 	}
-	return validateReferences(ctx, r.APIReader, p)
+	refs, err := loadReferences(ctx, r.APIReader, s.p)
+	if err != nil {
+		return err
+	}
+	s.refs = refs
+	in, err := buildInputs(s.p, refs)
+	if err != nil {
+		return err
+	}
+	if err := in.policy.Validate(); err != nil {
+		return stalling(ReasonInvalidReference, "spec.verification", "%v", err)
+	}
+	s.in = in
+	return nil
+}
+
+// checkpoint writes status now, in the middle of a reconcile, so that a crash resumes from the step that was
+// running rather than from the start of the stage.
+func (r *PromotionReconciler) checkpoint(ctx context.Context, s *scope) error {
+	s.p.Status.Summary = summary(s.p.Status.Stages)
+	if equality.Semantic.DeepEqual(s.before.Status, s.p.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, s.p, client.MergeFrom(s.before)); err != nil {
+		return fmt.Errorf("recording status: %w", err)
+	}
+	s.before = s.p.DeepCopy()
+	return nil
 }
 
 // patchStatus computes conditions from the reconcile's outcome, emits an event when Ready changes, and patches
 // the status subresource only when something changed.
-func (r *PromotionReconciler) patchStatus(ctx context.Context, before, p *ferryv1.Promotion, err error) error {
-	syncStageStatuses(p, metav1.Now())
-	setConditions(p, err)
+func (r *PromotionReconciler) patchStatus(ctx context.Context, s *scope, err error) error {
+	p := s.p
+	p.Status.Summary = summary(p.Status.Stages)
+	readyBefore := apimeta.FindStatusCondition(s.before.Status.Conditions, ferryv1.ConditionReady)
+	var prev *metav1.Condition
+	if readyBefore != nil {
+		c := *readyBefore
+		prev = &c
+	}
+	setConditions(p, err, r.Engines.Git != nil)
 	if _, stalled := asStalling(err); err == nil || stalled {
 		p.Status.ObservedGeneration = p.Generation
 	}
-	r.recordReadyChange(before, p)
-	if equality.Semantic.DeepEqual(before.Status, p.Status) {
+	r.recordReadyChange(prev, p)
+	if equality.Semantic.DeepEqual(s.before.Status, p.Status) {
 		return nil
 	}
-	if perr := r.Status().Patch(ctx, p, client.MergeFrom(before)); perr != nil {
+	if perr := r.Status().Patch(ctx, p, client.MergeFrom(s.before)); perr != nil {
 		if apierrors.IsNotFound(perr) {
 			return nil
 		}
@@ -95,9 +172,13 @@ func (r *PromotionReconciler) patchStatus(ctx context.Context, before, p *ferryv
 	return nil
 }
 
+// event records a transition on the Promotion; the reason is a condition or step reason.
+func (r *PromotionReconciler) event(p *ferryv1.Promotion, eventType, reason, format string, args ...any) {
+	r.Recorder.Eventf(p, nil, eventType, reason, "Promote", format, args...)
+}
+
 // recordReadyChange emits one event per change of the Ready condition; the event reason is the condition reason.
-func (r *PromotionReconciler) recordReadyChange(before, after *ferryv1.Promotion) {
-	old := apimeta.FindStatusCondition(before.Status.Conditions, ferryv1.ConditionReady)
+func (r *PromotionReconciler) recordReadyChange(old *metav1.Condition, after *ferryv1.Promotion) {
 	now := apimeta.FindStatusCondition(after.Status.Conditions, ferryv1.ConditionReady)
 	if now == nil || (old != nil && old.Status == now.Status && old.Reason == now.Reason && old.Message == now.Message) {
 		return
@@ -114,12 +195,16 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &ferryv1.Promotion{}, referencesIndex, indexReferences); err != nil {
 		return fmt.Errorf("indexing Promotion references: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &ferryv1.Promotion{}, sourceIndex, indexSource); err != nil {
+		return fmt.Errorf("indexing Promotion sources: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.Promotion{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.SecretKind)),
 			builder.OnlyMetadata).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.ConfigMapKind)),
 			builder.OnlyMetadata).
+		WatchesRawSource(r.pushSource()).
 		Complete(r)
 }
 

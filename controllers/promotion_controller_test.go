@@ -58,7 +58,7 @@ func conditionState(p *ferryv1.Promotion, typ string) string {
 // a reason naming the field, and recovers as soon as the Secret is created — no edit of the Promotion needed.
 func TestStalledOnMissingSecretThenRecovers(t *testing.T) {
 	e := testenv.Need(t, env)
-	startManager(t)
+	startManager(t, Engines{})
 	ns := e.Namespace(t)
 	ctx := context.Background()
 
@@ -115,7 +115,7 @@ func TestStalledOnMissingSecretThenRecovers(t *testing.T) {
 // not parse: each stalls with its own reason and the field's path.
 func TestStalledOnMalformedReferencedData(t *testing.T) {
 	e := testenv.Need(t, env)
-	startManager(t)
+	startManager(t, Engines{})
 	ctx := context.Background()
 	cases := []struct {
 		name, secret, reason, field string

@@ -13,19 +13,20 @@ import (
 const (
 	ReasonSpecValid = "SpecValid"
 	ReasonRetrying  = "RetryingAfterError"
+	ReasonPromoting = "Promoting"
+	ReasonUpToDate  = "UpToDate"
 )
 
-// specValidMessage is honest about what this version does once the spec is accepted.
+// specValidMessage is what a controller without engines (validation only) reports for a good spec.
 const specValidMessage = "The spec and every referenced Secret and ConfigMap are valid. " +
-	"This version of Ferry validates Promotions; it does not yet run promotion steps."
+	"This controller runs without engines: it validates Promotions and runs no promotion steps."
 
 // setConditions computes every condition from the outcome of a reconcile: the single place conditions are
-// decided, so they can never contradict each other.
-func setConditions(p *ferryv1.Promotion, err error) {
-	gen := p.Generation
+// decided, so they can never contradict each other. running says whether the pipeline ran (engines present).
+func setConditions(p *ferryv1.Promotion, err error, running bool) {
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		apimeta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen,
+			Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: p.Generation,
 		})
 	}
 	if stall, ok := asStalling(err); ok {
@@ -35,13 +36,63 @@ func setConditions(p *ferryv1.Promotion, err error) {
 		return
 	}
 	apimeta.RemoveStatusCondition(&p.Status.Conditions, ferryv1.ConditionStalled)
-	if err != nil {
+	inFlight := firstInFlight(p)
+	if inFlight != nil {
+		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, string(inFlight.Phase), inFlight.Name+": "+inFlight.Message)
+	} else {
+		apimeta.RemoveStatusCondition(&p.Status.Conditions, ferryv1.ConditionReconciling)
+	}
+	wait, waiting := asWaiting(err)
+	failed := firstFailed(p)
+	switch {
+	case waiting:
+		set(ferryv1.ConditionReady, metav1.ConditionFalse, wait.Reason, wait.Error())
+	case err != nil:
 		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, ReasonRetrying, err.Error())
 		set(ferryv1.ConditionReady, metav1.ConditionFalse, ReasonRetrying, err.Error())
-		return
+	case !running:
+		set(ferryv1.ConditionReady, metav1.ConditionTrue, ReasonSpecValid, specValidMessage)
+	case inFlight != nil:
+		set(ferryv1.ConditionReady, metav1.ConditionFalse, ReasonPromoting, inFlight.Name+": "+inFlight.Message)
+	case failed != nil:
+		set(ferryv1.ConditionReady, metav1.ConditionFalse, ReasonStageFailed, failed.Name+": "+failed.Message)
+	default:
+		set(ferryv1.ConditionReady, metav1.ConditionTrue, ReasonUpToDate, "Every stage runs the newest digest it may take: "+summaryDigests(p))
 	}
-	apimeta.RemoveStatusCondition(&p.Status.Conditions, ferryv1.ConditionReconciling)
-	set(ferryv1.ConditionReady, metav1.ConditionTrue, ReasonSpecValid, specValidMessage)
+}
+
+func firstInFlight(p *ferryv1.Promotion) *ferryv1.StageStatus {
+	for i := range p.Status.Stages {
+		if p.Status.Stages[i].InFlightDigest != "" {
+			return &p.Status.Stages[i]
+		}
+	}
+	return nil
+}
+
+func firstFailed(p *ferryv1.Promotion) *ferryv1.StageStatus {
+	for i := range p.Status.Stages {
+		if p.Status.Stages[i].Phase == ferryv1.PhaseFailed {
+			return &p.Status.Stages[i]
+		}
+	}
+	return nil
+}
+
+// summaryDigests lists each stage's digest, short, for the Ready message.
+func summaryDigests(p *ferryv1.Promotion) string {
+	parts := make([]string, len(p.Status.Stages))
+	for i, s := range p.Status.Stages {
+		d := s.Digest
+		if len(d) > 19 {
+			d = d[:19]
+		}
+		if d == "" {
+			d = "none"
+		}
+		parts[i] = s.Name + "=" + d
+	}
+	return strings.Join(parts, " ")
 }
 
 // syncStageStatuses keeps one status entry per stage, in spec order, keeping what was recorded for stages that

@@ -30,8 +30,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m, &env)
 }
 
-// startManager runs the Promotion reconciler against the test control plane until the test ends.
-func startManager(t *testing.T) {
+// startManager runs the Promotion reconciler with engines against the test control plane until the test ends.
+func startManager(t *testing.T, engines Engines) *PromotionReconciler {
 	t.Helper()
 	e := testenv.Need(t, env)
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
@@ -44,7 +44,8 @@ func startManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller")}
+	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
+		Engines: engines, LocalConfig: e.Config}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +57,7 @@ func startManager(t *testing.T) {
 			t.Errorf("manager: %v", err)
 		}
 	})
+	return r
 }
 
 // samplePromotion loads the 3-stage sample shipped in config/samples into namespace ns.

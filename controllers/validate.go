@@ -156,9 +156,15 @@ func parseTemplate(text string) error {
 	return nil
 }
 
-// validateReferences checks that every referenced Secret and ConfigMap exists in the Promotion's namespace and
-// holds what the field needs. Reads go through reader, which must not cache Secrets cluster-wide.
-func validateReferences(ctx context.Context, reader client.Reader, p *ferryv1.Promotion) error {
+// referenceData holds the data of every referenced object, by the spec field that refers to it
+// (for example "spec.git.secretRef"). It lives only in memory for one reconcile.
+type referenceData map[string]map[string][]byte
+
+// loadReferences checks that every referenced Secret and ConfigMap exists in the Promotion's namespace and
+// holds what the field needs, and returns their data. Reads go through reader, which must not cache Secrets
+// cluster-wide.
+func loadReferences(ctx context.Context, reader client.Reader, p *ferryv1.Promotion) (referenceData, error) {
+	loaded := referenceData{}
 	for _, ref := range references(p) {
 		data, err := readData(ctx, reader, p.Namespace, ref)
 		if apierrors.IsNotFound(err) {
@@ -166,10 +172,10 @@ func validateReferences(ctx context.Context, reader client.Reader, p *ferryv1.Pr
 			if ref.kind == ferryv1.ConfigMapKind {
 				reason = ReasonConfigMapNotFound
 			}
-			return stalling(reason, ref.field, "%s %q not found in namespace %q", ref.kind, ref.name, p.Namespace)
+			return nil, stalling(reason, ref.field, "%s %q not found in namespace %q", ref.kind, ref.name, p.Namespace)
 		}
 		if err != nil {
-			return fmt.Errorf("reading %s %s/%s for %s: %w", ref.kind, p.Namespace, ref.name, ref.field, err)
+			return nil, fmt.Errorf("reading %s %s/%s for %s: %w", ref.kind, p.Namespace, ref.name, ref.field, err)
 		}
 		if err := ref.check(data); err != nil {
 			reason := ReasonInvalidReference
@@ -177,10 +183,11 @@ func validateReferences(ctx context.Context, reader client.Reader, p *ferryv1.Pr
 			if errors.As(err, &missing) {
 				reason = ReasonMissingKey
 			}
-			return stalling(reason, ref.field, "%s %q %v", ref.kind, ref.name, err)
+			return nil, stalling(reason, ref.field, "%s %q %v", ref.kind, ref.name, err)
 		}
+		loaded[ref.field] = data
 	}
-	return nil
+	return loaded, nil
 }
 
 // readData returns a Secret's or ConfigMap's data as bytes.

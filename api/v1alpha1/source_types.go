@@ -58,15 +58,12 @@ type TagPolicy struct {
 
 // SemverPolicy picks the highest tag within a semantic-version range.
 type SemverPolicy struct {
-	// Range is a semantic-version constraint such as ">=1.4.0 <2.0.0" or "~1.4".
+	// Range is a semantic-version constraint such as ">=1.4.0 <2.0.0" or "~1.4". Pre-release versions
+	// (1.5.0-rc.1) are candidates only when the range names a pre-release, for example ">=1.5.0-0".
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	Range string `json:"range"`
-
-	// AllowPrerelease lets pre-release versions (1.5.0-rc.1) be chosen.
-	// +optional
-	AllowPrerelease bool `json:"allowPrerelease,omitempty"`
 }
 
 // TagOrder says how tags that match a regular expression are ordered to find the newest.

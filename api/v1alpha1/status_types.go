@@ -112,9 +112,21 @@ type StageStatus struct {
 	// +optional
 	Digest string `json:"digest,omitempty"`
 
-	// InFlightDigest is the digest being promoted into the stage, if any.
+	// InFlightDigest is the digest being promoted (or rolled back) into the stage, if any.
 	// +optional
 	InFlightDigest string `json:"inFlightDigest,omitempty"`
+
+	// InFlightSince is when the in-flight digest entered the stage.
+	// +optional
+	InFlightSince *metav1.Time `json:"inFlightSince,omitempty"`
+
+	// InFlightSource is where the in-flight digest is copied from: the previous stage's registry, or the source.
+	// +optional
+	InFlightSource string `json:"inFlightSource,omitempty"`
+
+	// HealthySince is when the current digest was last found healthy after a sync; soak time counts from it.
+	// +optional
+	HealthySince *metav1.Time `json:"healthySince,omitempty"`
 
 	// LastCommit is the SHA of Ferry's last commit for this stage.
 	// +optional
@@ -157,6 +169,10 @@ type PullRequestStatus struct {
 	// OpenedAt is when Ferry opened the pull request.
 	// +optional
 	OpenedAt *metav1.Time `json:"openedAt,omitempty"`
+
+	// Approver is who merged the pull request, once merged.
+	// +optional
+	Approver string `json:"approver,omitempty"`
 }
 
 // HoldStatus keeps a stage on a digest after a rollback.

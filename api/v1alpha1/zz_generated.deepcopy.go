@@ -769,6 +769,14 @@ func (in *StageStatus) DeepCopyInto(out *StageStatus) {
 		in, out := &in.Since, &out.Since
 		*out = (*in).DeepCopy()
 	}
+	if in.InFlightSince != nil {
+		in, out := &in.InFlightSince, &out.InFlightSince
+		*out = (*in).DeepCopy()
+	}
+	if in.HealthySince != nil {
+		in, out := &in.HealthySince, &out.HealthySince
+		*out = (*in).DeepCopy()
+	}
 	if in.PullRequest != nil {
 		in, out := &in.PullRequest, &out.PullRequest
 		*out = new(PullRequestStatus)

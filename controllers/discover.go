@@ -1,0 +1,132 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/metrics"
+	"github.com/ferrycd/ferry/internal/registry"
+	"github.com/ferrycd/ferry/internal/signature"
+)
+
+// Reasons of the discover and verify steps.
+const (
+	ReasonNoCandidate        = "NoCandidate"
+	ReasonVerificationFailed = "VerificationFailed"
+	ReasonCandidateVerified  = "CandidateVerified"
+)
+
+// discover finds the newest digest at the source and verifies it. A digest that fails verification is recorded
+// with the reason and never offered to any stage; it is checked again at the next poll, since signatures are
+// often pushed just after the image.
+func (r *PromotionReconciler) discover(ctx context.Context, s *scope) error {
+	candidate, err := r.findCandidate(ctx, s)
+	if err != nil {
+		return err
+	}
+	cur := s.p.Status.Candidate
+	if cur != nil && cur.Digest == candidate.Digest && cur.Verified {
+		return nil
+	}
+	next := &ferryv1.CandidateStatus{Digest: candidate.Digest, Tag: candidate.Tag, DiscoveredAt: &s.now}
+	if cur != nil && cur.Digest == candidate.Digest {
+		next.DiscoveredAt = cur.DiscoveredAt
+	}
+	s.p.Status.Candidate = next
+	res, err := verifyAt(ctx, s.in.source, s.p.Spec.Source.Image+"@"+candidate.Digest, s.in.policy)
+	if err != nil {
+		return r.rejectCandidate(s, cur, err)
+	}
+	next.Verified = true
+	next.Signers = signerNames(res)
+	r.event(s.p, corev1.EventTypeNormal, ReasonCandidateVerified, "Discovered %s%s, signed by %s",
+		candidate.Digest, tagSuffix(candidate.Tag), strings.Join(next.Signers, ", "))
+	return nil
+}
+
+// findCandidate resolves the source: the pinned digest, or the newest tag the policy accepts.
+func (r *PromotionReconciler) findCandidate(ctx context.Context, s *scope) (registry.Candidate, error) {
+	src := s.p.Spec.Source
+	if src.Digest != "" {
+		return registry.Candidate{Digest: src.Digest}, nil
+	}
+	client, err := registry.NewClient(s.in.source)
+	if err != nil {
+		return registry.Candidate{}, stalling(ReasonInvalidReference, "spec.source.registry", "%v", err)
+	}
+	defer client.Close()
+	c, err := client.Latest(ctx, src.Image, tagPolicy(src.TagPolicy))
+	switch {
+	case errors.Is(err, registry.ErrNoMatchingTag):
+		return c, &WaitingError{Reason: ReasonNoCandidate, Err: fmt.Errorf("no tag of %s matches spec.source.tagPolicy yet", src.Image)}
+	case err != nil:
+		return c, fmt.Errorf("discovering the newest tag of %s: %w", src.Image, err)
+	}
+	return c, nil
+}
+
+// rejectCandidate records a verification failure. A failure of a known kind waits for a new digest or new
+// signatures; a registry failure is retried with backoff.
+func (r *PromotionReconciler) rejectCandidate(s *scope, prev *ferryv1.CandidateStatus, err error) error {
+	kind := signature.KindOf(err)
+	if kind == "" {
+		return fmt.Errorf("verifying %s: %w", s.p.Status.Candidate.Digest, err)
+	}
+	if kind == signature.KindMalformed {
+		return stalling(ReasonInvalidSpec, "spec.verification", "%v", err)
+	}
+	c := s.p.Status.Candidate
+	c.Message = fmt.Sprintf("%s: %v", kind, err)
+	if prev == nil || prev.Digest != c.Digest || prev.Message != c.Message {
+		r.event(s.p, corev1.EventTypeWarning, ReasonVerificationFailed, "%s: %v", c.Digest, err)
+		r.metrics().CountVerificationFailure(metrics.Promotion{Namespace: s.p.Namespace, Name: s.p.Name}, verificationReason(kind))
+	}
+	return &WaitingError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("candidate %s rejected (%s): %v", c.Digest, kind, err)}
+}
+
+// verifyAt verifies ref (repository@digest) with the options of the registry it lives in.
+func verifyAt(ctx context.Context, opts registry.Options, ref string, policy signature.Policy) (*signature.Result, error) {
+	d, err := opts.ParseDigest("reference", ref)
+	if err != nil {
+		return nil, err
+	}
+	remoteOpts, err := registry.RemoteOptions(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return signature.VerifyDigest(ctx, d, policy, remoteOpts)
+}
+
+func tagPolicy(tp *ferryv1.TagPolicy) registry.TagPolicy {
+	if tp == nil {
+		return registry.TagPolicy{}
+	}
+	if tp.Semver != nil {
+		return registry.TagPolicy{Semver: tp.Semver.Range, Order: registry.OrderSemver}
+	}
+	order := registry.OrderLexical
+	if tp.Regex.Order == ferryv1.TagOrderSemver {
+		order = registry.OrderSemver
+	}
+	return registry.TagPolicy{Regex: tp.Regex.Pattern, Order: order}
+}
+
+func signerNames(res *signature.Result) []string {
+	names := make([]string, 0, len(res.Signers))
+	for _, s := range res.Signers {
+		names = append(names, s.String())
+	}
+	return names
+}
+
+func tagSuffix(tag string) string {
+	if tag == "" {
+		return ""
+	}
+	return " (tag " + tag + ")"
+}

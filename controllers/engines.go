@@ -1,0 +1,63 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/scm"
+)
+
+// Engines are the side-effect owners the pipeline drives. Each knows nothing of Promotions; the reconciler turns
+// a Promotion into their plain inputs. Registry and signature work needs no long-lived state and is created per
+// reconcile from the Promotion's credentials.
+type Engines struct {
+	// Git pins digests in Git; its workspace cache is shared by every Promotion.
+	Git *gitops.Engine
+	// NewSCM opens a forge's pull-request API for a stage approved by pull request (scm.New by default).
+	NewSCM func(scm.Config) (scm.Provider, error)
+	// Sync applies a stage's Git path to its cluster and reports health. Nil leaves promoted stages at Syncing.
+	Sync Syncer
+	// WorkDir holds temporary checkouts of stage paths for Sync.
+	WorkDir string
+}
+
+// SyncTarget is where a stage is applied.
+type SyncTarget struct {
+	// Config reaches the stage's cluster: the local one, or a remote one from a kubeconfig Secret.
+	Config *rest.Config
+	// Namespace receives the stage's resources.
+	Namespace string
+	// Owner labels what Ferry applied for this stage ("<namespace>.<promotion>.<stage>"), so prune touches
+	// nothing else.
+	Owner  string
+	Prune  bool
+	Format ferryv1.ManifestFormat
+}
+
+// Health is how a synced stage looks.
+type Health struct {
+	// Healthy: every resource is healthy. Degraded: one has failed and will not recover on its own.
+	Healthy, Degraded bool
+	// Message names the least healthy resource and why.
+	Message string
+	// RunningImages are the images the stage's workloads run, for drift detection.
+	RunningImages []string
+}
+
+// Syncer applies rendered stage files and observes health.
+type Syncer interface {
+	// Apply renders the files in dir and applies them; applying the same revision twice changes nothing.
+	Apply(ctx context.Context, t SyncTarget, dir, revision string) error
+	// Health assesses what was applied for t.
+	Health(ctx context.Context, t SyncTarget) (Health, error)
+}
+
+// Default waits between checks of things that change outside Ferry.
+const (
+	approvalPollInterval = 30 * time.Second
+	healthPollInterval   = 5 * time.Second
+)

@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+)
+
+// scope is what one reconcile of one Promotion works with: the object, the engine inputs built from its
+// references, the clock, and the shortest wait any step asked for.
+type scope struct {
+	p *ferryv1.Promotion
+	// before is the Promotion as last written, for status patches.
+	before *ferryv1.Promotion
+	refs   referenceData
+	in     *engineInputs
+	now    metav1.Time
+	log    logr.Logger
+	// wait is the shortest time any step asked to be looked at again; waiting is a WaitingError of a step.
+	wait    time.Duration
+	waiting error
+}
+
+// waitAtMost asks for the next reconcile no later than d from now.
+func (s *scope) waitAtMost(d time.Duration) {
+	if d <= 0 {
+		d = time.Second
+	}
+	if s.wait == 0 || d < s.wait {
+		s.wait = d
+	}
+}
+
+// requeueAfter is the jittered delay before the next reconcile: the shortest wait a step asked for, else the
+// polling interval. Jitter spreads many Promotions' polls so they don't hit registries together.
+func (s *scope) requeueAfter() time.Duration {
+	d := s.wait
+	if d == 0 {
+		d = 5 * time.Minute
+		if s.p.Spec.Interval != nil && s.p.Spec.Interval.Duration > 0 {
+			d = s.p.Spec.Interval.Duration
+		}
+	}
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// stage returns the status entry of stage i (status is kept in spec order by syncStageStatuses).
+func (s *scope) stage(i int) *ferryv1.StageStatus { return &s.p.Status.Stages[i] }
+
+// promotionID names the Promotion in Git trailers, branch names and metrics labels.
+func (s *scope) promotionID() string { return s.p.Namespace + "/" + s.p.Name }
+
+// setPhase moves a stage to a phase with a message a person can act on.
+func (s *scope) setPhase(i int, phase ferryv1.StagePhase, format string, args ...any) {
+	st := s.stage(i)
+	if st.Phase != phase {
+		st.Since = &s.now
+	}
+	st.Phase = phase
+	st.Message = fmt.Sprintf(format, args...)
+}
+
+// record puts an entry at the head of the stage's history, keeping spec.historyLimit entries.
+func (s *scope) record(i int, e ferryv1.StageHistoryEntry) {
+	st := s.stage(i)
+	e.Time = s.now
+	limit := 10
+	if s.p.Spec.HistoryLimit != nil {
+		limit = int(*s.p.Spec.HistoryLimit)
+	}
+	st.History = append([]ferryv1.StageHistoryEntry{e}, st.History...)
+	if len(st.History) > limit {
+		st.History = st.History[:limit]
+	}
+}
+
+// sourceOf says where stage i takes digest from: the source repository for the first stage, the previous
+// stage's registry after that. The same digest moves; nothing is rebuilt.
+func (s *scope) sourceOf(i int, digest string) string {
+	if i == 0 {
+		return s.p.Spec.Source.Image + "@" + digest
+	}
+	return s.p.Spec.Stages[i-1].Registry.Repository + "@" + digest
+}
+
+// offer is the digest stage i may take now: the verified candidate for the first stage; for later stages the
+// previous stage's digest once that stage has promoted it (passed its health and soak gates).
+func (s *scope) offer(i int) string {
+	if i == 0 {
+		c := s.p.Status.Candidate
+		if c == nil || !c.Verified {
+			return ""
+		}
+		return c.Digest
+	}
+	prev := s.stage(i - 1)
+	if prev.Phase != ferryv1.PhasePromoted {
+		return ""
+	}
+	return prev.Digest
+}
+
+// refused reports why a stage will not take digest automatically: it failed or was rejected there before, or
+// the stage was rolled back from it and is still held.
+func refused(st *ferryv1.StageStatus, digest string) string {
+	for _, h := range st.History {
+		if h.Digest != digest {
+			continue
+		}
+		switch h.Outcome {
+		case ferryv1.OutcomeFailed, ferryv1.OutcomeRejected:
+			return fmt.Sprintf("%s was %s in this stage; a newer digest is needed", digest, h.Outcome)
+		case ferryv1.OutcomeRolledBack:
+			if st.Hold != nil {
+				return fmt.Sprintf("%s was rolled back; the stage is held on %s until a newer digest arrives or %s is set",
+					digest, st.Hold.Digest, ferryv1.ClearHoldAnnotation)
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,131 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+)
+
+// Reasons of sync and health.
+const ReasonSyncPending = "SyncEngineMissing"
+
+// syncStage renders the stage path at the pinned commit and applies it to the stage's cluster.
+func (r *PromotionReconciler) syncStage(ctx context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	if r.Engines.Sync == nil {
+		st.Message = fmt.Sprintf("Pinned at commit %s; this controller has no sync engine, so the stage waits here.", shortSHA(st.LastCommit))
+		return false, nil
+	}
+	target, err := r.syncTarget(s, i)
+	if err != nil {
+		return false, err
+	}
+	dir, err := os.MkdirTemp(r.Engines.WorkDir, "checkout-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	files := filepath.Join(dir, "files")
+	if _, err := r.Engines.Git.Checkout(ctx, s.in.git, st.LastCommit, s.p.Spec.Stages[i].Path, files); err != nil {
+		return false, gitError(i, err)
+	}
+	if err := r.Engines.Sync.Apply(ctx, target, files, st.LastCommit); err != nil {
+		return false, fmt.Errorf("applying %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), err)
+	}
+	r.event(s.p, corev1.EventTypeNormal, ReasonSynced, "stage %s: applied %s at %s to namespace %s", st.Name, s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), target.Namespace)
+	s.setPhase(i, ferryv1.PhaseProgressing, "Applied commit %s; waiting for the rollout to become healthy.", shortSHA(st.LastCommit))
+	return true, nil
+}
+
+// syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.
+func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
+	stage := &s.p.Spec.Stages[i]
+	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
+		Format: stage.Manifest.Format, Owner: s.p.Namespace + "." + s.p.Name + "." + stage.Name}
+	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {
+		field := fmt.Sprintf("spec.stages[%d].sync.kubeconfigSecretRef", i)
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.refs[field][keyOr(kc.Key, keyKubeconfig)])
+		if err != nil {
+			return t, stalling(ReasonInvalidReference, field, "%v", err)
+		}
+		t.Config = cfg
+	}
+	return t, nil
+}
+
+// awaitHealthy watches the rollout of the in-flight digest. Healthy makes it the stage's digest; Degraded, or
+// no health within sync.healthTimeout, fails it and — as the rollback policy says — rolls back through Git.
+func (r *PromotionReconciler) awaitHealthy(ctx context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	stage := &s.p.Spec.Stages[i]
+	target, err := r.syncTarget(s, i)
+	if err != nil {
+		return false, err
+	}
+	h, err := r.Engines.Sync.Health(ctx, target)
+	if err != nil {
+		return false, fmt.Errorf("assessing health: %w", err)
+	}
+	timeout := 10 * time.Minute
+	if stage.Sync.HealthTimeout != nil {
+		timeout = stage.Sync.HealthTimeout.Duration
+	}
+	elapsed := s.now.Sub(st.Since.Time)
+	switch {
+	case h.Healthy:
+		return r.healthy(s, i), nil
+	case h.Degraded || elapsed >= timeout:
+		reason := h.Message
+		if !h.Degraded {
+			reason = fmt.Sprintf("not healthy after %s: %s", timeout, h.Message)
+		}
+		return r.unhealthy(s, i, reason), nil
+	}
+	st.Message = fmt.Sprintf("Waiting for health (%s of %s): %s", elapsed.Round(time.Second), timeout, h.Message)
+	s.waitAtMost(min(healthPollInterval, timeout-elapsed))
+	return false, nil
+}
+
+// healthy makes the in-flight digest the stage's digest and starts its soak (or ends a rollback).
+func (r *PromotionReconciler) healthy(s *scope, i int) bool {
+	st := s.stage(i)
+	st.Digest, st.HealthySince = st.InFlightDigest, &s.now
+	r.metrics().SetStageDigest(s.metricsStage(i), st.Digest)
+	if st.Hold != nil && st.Hold.Digest == st.InFlightDigest {
+		r.metrics().ObserveTimeToRollback(s.metricsStage(i), s.since(st.Hold.Since))
+		r.event(s.p, corev1.EventTypeNormal, ReasonRolledBack, "stage %s: rolled back to %s and healthy; held there until a newer digest arrives", st.Name, st.Digest)
+		r.finishDigest(s, i, ferryv1.OutcomePromoted, "rolled back to this digest")
+		s.setPhase(i, ferryv1.PhaseRolledBack, "Rolled back to %s (requested by %s); held until a newer digest arrives.", st.Digest, st.Hold.RequestedBy)
+		return true
+	}
+	if c := s.p.Status.Candidate; c != nil && c.Digest == st.Digest {
+		r.metrics().ObserveDiscoveredToHealthy(s.metricsStage(i), s.since(c.DiscoveredAt))
+	}
+	r.event(s.p, corev1.EventTypeNormal, ReasonHealthy, "stage %s: %s is healthy", st.Name, st.Digest)
+	s.setPhase(i, ferryv1.PhaseSoaking, "%s is healthy; soaking before the next stage may take it.", st.Digest)
+	return true
+}
+
+// soakStage holds a healthy digest for the stage's soak time before the next stage may take it.
+func (r *PromotionReconciler) soakStage(_ context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	var soak time.Duration
+	if g := s.p.Spec.Stages[i].Gates.Soak; g != nil {
+		soak = g.Duration
+	}
+	if left := soak - s.now.Sub(st.HealthySince.Time); left > 0 {
+		st.Message = fmt.Sprintf("%s is healthy; soaking for another %s.", st.Digest, left.Round(time.Second))
+		s.waitAtMost(left)
+		return false, nil
+	}
+	r.event(s.p, corev1.EventTypeNormal, ReasonPromoted, "stage %s: promoted %s", st.Name, st.Digest)
+	r.finishDigest(s, i, ferryv1.OutcomePromoted, "healthy and soaked")
+	return true, nil
+}

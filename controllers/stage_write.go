@@ -1,0 +1,215 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/scm"
+)
+
+// writeStage pins the in-flight digest in the stage's Git path: a direct commit for automatic stages and for
+// rollbacks (on-call must not wait for a review), or a pull request for stages approved by merge. The engine
+// recognises its own earlier commit, so running this step again after a crash never commits twice.
+func (r *PromotionReconciler) writeStage(ctx context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	stage := &s.p.Spec.Stages[i]
+	rollback := st.Phase == ferryv1.PhaseRollingBack
+	req := s.pinRequest(i, rollback)
+	if stage.Approval.Mode == ferryv1.ApprovalPullRequest && !rollback {
+		return r.openPullRequest(ctx, s, i, req)
+	}
+	res, err := r.Engines.Git.Pin(ctx, req)
+	if err != nil {
+		return false, gitError(i, err)
+	}
+	st.LastCommit = res.CommitSHA
+	r.event(s.p, corev1.EventTypeNormal, ReasonCommitted, "stage %s: pinned %s in %s at %s", st.Name, st.InFlightDigest, stage.Path, shortSHA(res.CommitSHA))
+	s.setPhase(i, ferryv1.PhaseSyncing, "Pinned %s at commit %s; syncing.", st.InFlightDigest, shortSHA(res.CommitSHA))
+	return true, nil
+}
+
+// pinRequest describes the pin of the in-flight digest of stage i.
+func (s *scope) pinRequest(i int, rollback bool) gitops.Request {
+	st := s.stage(i)
+	stage := &s.p.Spec.Stages[i]
+	req := gitops.Request{
+		Remote: s.in.git, Path: stage.Path, Digest: st.InFlightDigest,
+		Image: stage.Registry.Repository, Promotion: s.promotionID(), Stage: stage.Name,
+		Source: st.InFlightSource, Rollback: rollback, Author: s.in.author,
+		MessageTemplate: s.p.Spec.Git.CommitMessageTemplate, Signing: s.in.sign,
+	}
+	if stage.Manifest.Image != "" && stage.Manifest.Image != stage.Registry.Repository {
+		req.Image, req.NewImage = stage.Manifest.Image, stage.Registry.Repository
+	}
+	switch stage.Manifest.Format {
+	case ferryv1.ManifestPlain:
+		req.Format = gitops.FormatManifests
+	case ferryv1.ManifestHelmValues:
+		req.Format = gitops.FormatHelm
+		req.Path = path.Join(stage.Path, stage.Manifest.Helm.File)
+		req.HelmKey = stage.Manifest.Helm.KeyPath
+	default:
+		req.Format = gitops.FormatKustomize
+	}
+	return req
+}
+
+// gitError sorts Git failures: what only a change of spec or credentials can fix stalls; the rest is retried.
+func gitError(i int, err error) error {
+	field := fmt.Sprintf("spec.stages[%d].path", i)
+	switch {
+	case errors.Is(err, gitops.ErrNotFound):
+		return stalling(ReasonInvalidSpec, field, "%v", err)
+	case errors.Is(err, gitops.ErrAuth):
+		return stalling(ReasonInvalidReference, "spec.git.secretRef", "%v", err)
+	case errors.Is(err, gitops.ErrRejected):
+		return stalling("PushRejected", "spec.git.branch", "%v", err)
+	}
+	return fmt.Errorf("writing to Git: %w", err)
+}
+
+// openPullRequest pushes the pin to a branch named after (promotion, stage, digest) and opens the pull request
+// a release manager merges to approve; both are found again rather than duplicated after a crash.
+func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i int, req gitops.Request) (bool, error) {
+	st := s.stage(i)
+	provider, repo, err := r.forge(s, i)
+	if err != nil {
+		return false, err
+	}
+	branch, err := scm.BranchName(s.p.Name, st.Name, st.InFlightDigest)
+	if err != nil {
+		return false, stalling(ReasonInvalidSpec, "metadata.name", "%v", err)
+	}
+	req.BaseBranch, req.Remote.Branch = s.in.git.Branch, branch
+	res, err := r.Engines.Git.Pin(ctx, req)
+	if err != nil {
+		return false, gitError(i, err)
+	}
+	pr := s.p.Spec.Stages[i].Approval.PullRequest
+	opened, err := provider.EnsurePullRequest(ctx, scm.PullRequestSpec{
+		Repo: repo, Base: s.in.git.Branch, Head: branch, TitleTemplate: pr.TitleTemplate,
+		Labels: pr.Labels, Reviewers: pr.Reviewers,
+		Change: scm.Change{Promotion: s.promotionID(), Stage: st.Name, Digest: st.InFlightDigest,
+			Source: st.InFlightSource, Signer: strings.Join(candidateSigners(s), ", "), Previous: st.Digest, Files: res.Files},
+	})
+	if err != nil {
+		return false, forgeError(i, err)
+	}
+	st.PullRequest = &ferryv1.PullRequestStatus{Number: int64(opened.Number), URL: opened.URL, Branch: branch,
+		Digest: st.InFlightDigest, OpenedAt: &s.now}
+	r.event(s.p, corev1.EventTypeNormal, ReasonPullRequest, "stage %s: pull request %s awaits approval for %s", st.Name, opened.URL, st.InFlightDigest)
+	s.setPhase(i, ferryv1.PhaseAwaitingApproval, "Waiting for pull request %s to be merged (approve) or closed (reject).", opened.URL)
+	return true, nil
+}
+
+// awaitApproval follows the pull request: merged approves the digest, closed rejects it, and a newer digest
+// offered meanwhile supersedes it (the pull request is closed with a comment).
+func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	provider, repo, err := r.forge(s, i)
+	if err != nil {
+		return false, err
+	}
+	pr, err := provider.GetPullRequest(ctx, repo, int(st.PullRequest.Number))
+	if err != nil {
+		return false, forgeError(i, err)
+	}
+	if pr.Approved() || pr.Rejected() {
+		r.metrics().ObservePullRequestWait(s.metricsStage(i), s.since(st.PullRequest.OpenedAt))
+	}
+	switch {
+	case pr.Approved():
+		st.LastCommit, st.PullRequest.Approver = pr.MergeCommitSHA, pr.MergedBy
+		r.event(s.p, corev1.EventTypeNormal, ReasonApproved, "stage %s: %s merged %s (%s)", st.Name, pr.MergedBy, pr.URL, st.InFlightDigest)
+		s.setPhase(i, ferryv1.PhaseSyncing, "Approved by %s (merge %s); syncing.", pr.MergedBy, shortSHA(pr.MergeCommitSHA))
+		return true, nil
+	case pr.Rejected():
+		r.event(s.p, corev1.EventTypeWarning, ReasonRejected, "stage %s: %s was closed without merging; %s is rejected", st.Name, pr.URL, st.InFlightDigest)
+		r.finishDigest(s, i, ferryv1.OutcomeRejected, fmt.Sprintf("pull request %s closed without merging", pr.URL))
+		return true, nil
+	}
+	if newer := s.offer(i); newer != "" && newer != st.InFlightDigest && refused(st, newer) == "" {
+		return r.supersede(ctx, s, i, provider, repo, newer)
+	}
+	s.waitAtMost(approvalPollInterval)
+	return false, nil
+}
+
+// supersede closes the open pull request of stage i because a newer digest is waiting.
+func (r *PromotionReconciler) supersede(ctx context.Context, s *scope, i int, provider scm.Provider, repo, newer string) (bool, error) {
+	st := s.stage(i)
+	comment := fmt.Sprintf("Superseded by %s, which Ferry promotes next.", newer)
+	if err := provider.ClosePullRequest(ctx, repo, int(st.PullRequest.Number), comment); err != nil {
+		if errors.Is(err, scm.ErrMerged) {
+			return false, nil // merged meanwhile: the next reconcile sees the approval
+		}
+		return false, forgeError(i, err)
+	}
+	r.event(s.p, corev1.EventTypeNormal, ReasonSuperseded, "stage %s: closed %s; %s supersedes %s", st.Name, st.PullRequest.URL, newer, st.InFlightDigest)
+	r.finishDigest(s, i, ferryv1.OutcomeSuperseded, comment)
+	return true, nil
+}
+
+// forge opens the pull-request API of stage i and names the repository on it.
+func (r *PromotionReconciler) forge(s *scope, i int) (scm.Provider, string, error) {
+	cfg := s.in.pullRequests[i]
+	field := fmt.Sprintf("spec.stages[%d].approval.pullRequest", i)
+	if cfg == nil {
+		return nil, "", stalling(ReasonInvalidSpec, field, "is required for pull-request approval")
+	}
+	newSCM := r.Engines.NewSCM
+	if newSCM == nil {
+		newSCM = scm.New
+	}
+	provider, err := newSCM(*cfg)
+	if err != nil {
+		return nil, "", stalling(ReasonInvalidSpec, field, "%v", err)
+	}
+	repo, err := repoPath(s.p.Spec.Git.URL)
+	if err != nil {
+		return nil, "", stalling(ReasonInvalidSpec, "spec.git.url", "%v", err)
+	}
+	return provider, repo, nil
+}
+
+// forgeError stalls on what only a change can fix (bad input, refused credentials) and retries the rest.
+func forgeError(i int, err error) error {
+	var input *scm.InputError
+	if errors.As(err, &input) {
+		return stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].approval.pullRequest", i), "%v", err)
+	}
+	if errors.Is(err, scm.ErrUnauthorized) {
+		return stalling(ReasonInvalidReference, fmt.Sprintf("spec.stages[%d].approval.pullRequest.tokenSecretRef", i), "%v", err)
+	}
+	return fmt.Errorf("talking to the forge: %w", err)
+}
+
+// repoPath is the forge's name for the repository: the URL path without ".git" ("owner/name").
+func repoPath(gitURL string) (string, error) {
+	p := gitURL
+	if u, err := url.Parse(gitURL); err == nil && u.Host != "" {
+		p = u.Path
+	} else if at := strings.Index(gitURL, ":"); at >= 0 { // scp-like git@host:owner/name.git
+		p = gitURL[at+1:]
+	}
+	p = strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+	if !strings.Contains(p, "/") {
+		return "", fmt.Errorf("%q does not name an owner/repository", gitURL)
+	}
+	return p, nil
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/webhook"
+)
+
+// sourceIndex indexes Promotions by their normalised source repository, so that a registry notification wakes
+// exactly the Promotions that follow it.
+const sourceIndex = "ferry.dev/source"
+
+// pushBuffer bounds notifications waiting to be turned into reconciles; the watch drains it continuously.
+const pushBuffer = 256
+
+func indexSource(obj client.Object) []string {
+	p, ok := obj.(*ferryv1.Promotion)
+	if !ok {
+		return nil
+	}
+	repo, err := webhook.Normalise(p.Spec.Source.Image)
+	if err != nil {
+		return nil
+	}
+	return []string{repo}
+}
+
+// Pushed tells the reconciler that repository received a push (from internal/webhook). It never blocks: when
+// the buffer is full the notification is dropped, and polling finds the digest at the next interval.
+func (r *PromotionReconciler) Pushed(repository string) {
+	select {
+	case r.pushes() <- event.TypedGenericEvent[string]{Object: repository}:
+	default:
+		ctrl.Log.WithName("webhook").Info("notification dropped: too many waiting", "repository", repository)
+	}
+}
+
+func (r *PromotionReconciler) pushes() chan event.TypedGenericEvent[string] {
+	r.pushOnce.Do(func() { r.pushCh = make(chan event.TypedGenericEvent[string], pushBuffer) })
+	return r.pushCh
+}
+
+// pushSource turns notifications into reconcile requests for the Promotions following the repository.
+func (r *PromotionReconciler) pushSource() source.Source {
+	return source.Channel(r.pushes(), handler.TypedEnqueueRequestsFromMapFunc(
+		func(ctx context.Context, repository string) []reconcile.Request {
+			var list ferryv1.PromotionList
+			if err := r.List(ctx, &list, client.MatchingFields{sourceIndex: repository}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "listing Promotions for a registry notification", "repository", repository)
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for _, p := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+			}
+			return reqs
+		}))
+}

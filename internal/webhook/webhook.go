@@ -1,0 +1,130 @@
+// Package webhook receives registry push notifications so that a new digest is promoted at once instead of at
+// the next poll. It only learns which repositories changed: nothing in a notification is trusted beyond that,
+// since the reconciler discovers and verifies the digest itself. It knows nothing of Promotions.
+package webhook
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// maxBody bounds a notification: distribution batches events, but a push notification is small.
+const maxBody = 1 << 20
+
+// Handler accepts notifications and calls Pushed with each repository that received a push.
+type Handler struct {
+	// Token, when set, must be presented as "Authorization: Bearer <token>".
+	Token string
+	// Pushed is told each repository ("host/path", normalised) that received a push.
+	Pushed func(repository string)
+}
+
+// ServeHTTP answers 202 when the notification parsed, 400 for a malformed one, 401 for a wrong token.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST a registry notification", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.Token != "" && !validToken(r.Header.Get("Authorization"), h.Token) {
+		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		http.Error(w, "notification too large or unreadable", http.StatusBadRequest)
+		return
+	}
+	repos, err := Parse(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, repo := range repos {
+		h.Pushed(repo)
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func validToken(header, token string) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+// distributionEnvelope is the notification format of the CNCF distribution registry (and registries built on
+// it): a batch of events, of which pushes of manifests matter.
+type distributionEnvelope struct {
+	Events []struct {
+		Action string `json:"action"`
+		Target struct {
+			MediaType  string `json:"mediaType"`
+			Repository string `json:"repository"`
+		} `json:"target"`
+		Request struct {
+			Host string `json:"host"`
+		} `json:"request"`
+	} `json:"events"`
+}
+
+// genericPush is a minimal format for anything else (a CI step, another registry's adapter):
+// {"repository": "registry.example.com/team/app"}.
+type genericPush struct {
+	Repository string `json:"repository"`
+}
+
+// Parse returns the repositories a notification says were pushed to, deduplicated, in the order first seen.
+func Parse(body []byte) ([]string, error) {
+	var env distributionEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("notification is not JSON: %w", err)
+	}
+	var repos []string
+	if env.Events != nil {
+		for _, ev := range env.Events {
+			if ev.Action != "push" || ev.Target.Repository == "" || ev.Request.Host == "" {
+				continue
+			}
+			repos = append(repos, ev.Request.Host+"/"+ev.Target.Repository)
+		}
+	} else {
+		var g genericPush
+		if err := json.Unmarshal(body, &g); err != nil || g.Repository == "" {
+			return nil, errors.New(`notification has neither "events" (distribution) nor "repository"`)
+		}
+		repos = append(repos, g.Repository)
+	}
+	return normalise(repos)
+}
+
+// normalise parses each repository so that "docker.io/library/x" and "x" compare equal, and drops repeats.
+func normalise(repos []string) ([]string, error) {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(repos))
+	for _, r := range repos {
+		n, err := Normalise(r)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Normalise gives the canonical "registry/path" form of a repository name, for matching notifications
+// against Promotions' source images.
+func Normalise(repository string) (string, error) {
+	r, err := name.NewRepository(repository)
+	if err != nil {
+		return "", fmt.Errorf("repository %q: %w", repository, err)
+	}
+	return r.Name(), nil
+}
