@@ -28,11 +28,12 @@ type Server struct {
 	URL   string // http://127.0.0.1:<port>, no trailing slash
 	Admin User
 
-	binary, dir, config string
-	cmd                 *exec.Cmd
-	exited              chan struct{} // closed when the web process has ended
-	logFile             *os.File
-	stopOnce            sync.Once
+	binary, dir, config   string
+	secret, internalToken string // fixed across port retries
+	cmd                   *exec.Cmd
+	exited                chan struct{} // closed when the web process has ended
+	logFile               *os.File
+	stopOnce              sync.Once
 }
 
 // User is a Gitea account with an API token that has every scope.
@@ -51,7 +52,8 @@ func Start(ctx context.Context, binary string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{binary: binary, dir: dir, config: filepath.Join(dir, "app.ini"), exited: make(chan struct{})}
+	s := &Server{binary: binary, dir: dir, config: filepath.Join(dir, "app.ini"),
+		secret: randomHex(32), internalToken: randomHex(48)}
 	if err := s.start(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -60,13 +62,8 @@ func Start(ctx context.Context, binary string) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
+	if err := s.listenOnFreePort(); err != nil {
 		return err
-	}
-	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := s.writeConfig(port); err != nil {
-		return fmt.Errorf("writing app.ini: %w", err)
 	}
 	if err := s.run(ctx, "migrate"); err != nil {
 		return err
@@ -76,14 +73,38 @@ func (s *Server) start(ctx context.Context) error {
 		"--password", s.Admin.Password, "--email", s.Admin.Email, "--must-change-password=false"); err != nil {
 		return err
 	}
-	if err := s.serve(); err != nil {
-		return err
+	// The free port is only known to be free when we looked; another process (a parallel test
+	// package) may take it before Gitea binds. Then Gitea exits at once and we try a new port.
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = s.serve(); err != nil {
+			return err
+		}
+		err = s.waitHealthy(ctx)
+		if !errors.Is(err, errExitedEarly) || attempt == 3 {
+			break
+		}
+		if err = s.listenOnFreePort(); err != nil {
+			return err
+		}
 	}
-	if err := s.waitHealthy(ctx); err != nil {
+	if err != nil {
 		return err
 	}
 	s.Admin.Token, err = s.createToken(ctx, s.Admin)
 	return err
+}
+
+func (s *Server) listenOnFreePort() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := s.writeConfig(port); err != nil {
+		return fmt.Errorf("writing app.ini: %w", err)
+	}
+	return nil
 }
 
 var appIni = template.Must(template.New("app.ini").Parse(`APP_NAME = ferry-test
@@ -130,10 +151,6 @@ DEFAULT_KEEP_EMAIL_PRIVATE = true
 
 [mailer]
 ENABLED = false
-
-[picture]
-DISABLE_GRAVATAR = true
-ENABLE_FEDERATED_AVATAR = false
 
 [indexer]
 ISSUE_INDEXER_TYPE = db
@@ -182,8 +199,8 @@ func (s *Server) writeConfig(port int) error {
 		"User": u.Username, "Dir": s.dir, "Port": port,
 		// The binary has no embedded assets; options/, templates/ and public/ sit next to it.
 		"Static":        filepath.Dir(s.binary),
-		"Secret":        randomHex(32),
-		"InternalToken": randomHex(48),
+		"Secret":        s.secret,
+		"InternalToken": s.internalToken,
 	})
 	if err != nil {
 		return err
@@ -226,6 +243,9 @@ func (s *Server) serve() error {
 	if err != nil {
 		return err
 	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
 	s.logFile = logFile
 	// Not bound to a context: the server outlives Start and ends in Stop.
 	cmd := s.command(context.Background(), "web")
@@ -234,10 +254,11 @@ func (s *Server) serve() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting gitea web: %w", err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{}) // this attempt's; a retry makes a new one
+	s.cmd, s.exited = cmd, exited
 	go func() {
 		_ = cmd.Wait()
-		close(s.exited)
+		close(exited)
 	}()
 	return nil
 }
@@ -250,15 +271,21 @@ func (s *Server) waitHealthy(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/healthz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		// A short per-probe timeout: something else listening on the port may accept and never answer.
+		if resp, err := probeClient.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
+		if strings.Contains(s.Log(), "address already in use") {
+			// Gitea logs the failed bind but keeps running; end it so a retry can take a new port.
+			s.kill()
+			return fmt.Errorf("%w:\n%s", errExitedEarly, s.Log())
+		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("gitea web exited before becoming healthy:\n%s", s.Log())
+			return fmt.Errorf("%w:\n%s", errExitedEarly, s.Log())
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for gitea at %s: %w\n%s", s.URL, ctx.Err(), s.Log())
 		case <-tick.C:
@@ -275,20 +302,26 @@ func (s *Server) Log() string {
 // Stop ends the server (SIGTERM, then SIGKILL after ten seconds) and removes its folder.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(10 * time.Second):
-				_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-				<-s.exited
-			}
-		}
+		s.kill()
 		if s.logFile != nil {
 			s.logFile.Close()
 		}
 		_ = os.RemoveAll(s.dir)
 	})
+}
+
+// kill ends the current web process and its children and waits for it.
+func (s *Server) kill() {
+	if s.cmd == nil || s.cmd.Process == nil || s.exited == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
 }
 
 // Client returns an SDK client acting as u, bound to ctx.
@@ -367,7 +400,8 @@ func (s *Server) GitURL(u User, repo Repo) string {
 	return fmt.Sprintf("http://%s:%s@%s/%s.git", u.Name, u.Token, host, repo.FullName())
 }
 
-func freePort() (int, error) {
+// freePort is a variable so a test can hand out a port that is already taken.
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -390,4 +424,9 @@ func tail(b []byte) string {
 	return string(b)
 }
 
-var errNoBinary = errors.New("FERRY_GITEA is not set")
+var probeClient = &http.Client{Timeout: 2 * time.Second}
+
+var (
+	errNoBinary    = errors.New("FERRY_GITEA is not set")
+	errExitedEarly = errors.New("gitea web exited before becoming healthy")
+)

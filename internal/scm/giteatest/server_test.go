@@ -3,8 +3,11 @@ package giteatest
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +98,44 @@ func TestStartRejectsMissingBinary(t *testing.T) {
 	if _, err := Start(context.Background(), "/nonexistent/gitea"); err == nil {
 		t.Fatal("Start with a missing binary succeeded")
 	}
+}
+
+// When the chosen port is taken by the time Gitea binds, Start retries on another one.
+func TestStartRetriesTakenPort(t *testing.T) {
+	Require(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	real := freePort
+	calls := 0
+	freePort = func() (int, error) {
+		calls++
+		if calls == 1 {
+			return taken.Addr().(*net.TCPAddr).Port, nil
+		}
+		return real()
+	}
+	defer func() { freePort = real }()
+	s, err := Start(context.Background(), os.Getenv(EnvBinary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if calls != 2 || strings.HasSuffix(s.URL, ":"+strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)) {
+		t.Fatalf("after %d port picks the server is at %s", calls, s.URL)
+	}
+	if _, _, err := mustClient(t, s).GetMyUserInfo(); err != nil {
+		t.Fatalf("server after retry: %v", err)
+	}
+}
+
+func mustClient(t *testing.T, s *Server) *gitea.Client {
+	t.Helper()
+	c, err := s.Client(context.Background(), s.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
