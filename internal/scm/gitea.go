@@ -3,6 +3,7 @@ package scm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"code.gitea.io/sdk/gitea"
@@ -58,7 +59,12 @@ func (g *giteaBackend) find(ctx context.Context, repo, base, head string) (*Pull
 		return c.GetPullRequestByBaseHead(owner, name, base, head)
 	})
 	if errors.Is(err, ErrNotFound) {
-		// The route also answers 404 for a missing repository; creating then reports that.
+		// The route answers 404 for a missing repository too; tell the two apart.
+		if _, err := giteaCall(ctx, g, func(c *gitea.Client) (*gitea.Repository, *gitea.Response, error) {
+			return c.GetRepo(owner, name)
+		}); err != nil {
+			return nil, fmt.Errorf("repository %s: %w", repo, err)
+		}
 		return nil, nil
 	}
 	if err != nil {

@@ -306,6 +306,9 @@ func TestGiteaBadInputOpensNothing(t *testing.T) {
 	if _, err := dead.GetPullRequest(ctx, w.repo.FullName(), 1); err == nil {
 		t.Fatal("unreachable server gave no error")
 	}
+	if _, err := w.ferry.FindPullRequest(ctx, w.repo.Owner+"/missing", "main", spec.Head); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "repository") {
+		t.Fatalf("missing repository: %v", err)
+	}
 	if _, err := w.ferry.GetPullRequest(ctx, w.repo.FullName(), 999); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing pull request: %v", err)
 	}

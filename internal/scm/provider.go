@@ -123,8 +123,8 @@ type backend interface {
 	create(ctx context.Context, repo, base, head, title, body string) (PullRequest, error)
 	addLabels(ctx context.Context, repo string, number int, labels []string) error
 	requestReviewers(ctx context.Context, repo string, number int, reviewers []string) error
-	// reviewedBy lists who already submitted a review: GitHub and Gitea drop those people from the
-	// requested reviewers, and asking them again would ping them on every reconcile.
+	// reviewedBy lists who already submitted a review: GitHub drops those people from the requested
+	// reviewers, and asking them again would ping them on every reconcile.
 	reviewedBy(ctx context.Context, repo string, number int) ([]string, error)
 	comment(ctx context.Context, repo string, number int, body string) error
 	close(ctx context.Context, repo string, number int) error
