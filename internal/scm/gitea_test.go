@@ -36,7 +36,9 @@ type giteaWorld struct {
 
 var worldSeq atomic.Int32
 
-func newGiteaWorld(t *testing.T) *giteaWorld {
+func newGiteaWorld(t *testing.T) *giteaWorld { return newGiteaWorldB(t) }
+
+func newGiteaWorldB(t testing.TB) *giteaWorld {
 	t.Helper()
 	srv := giteatest.Require(t)
 	ctx := context.Background()
@@ -66,7 +68,9 @@ func newGiteaWorld(t *testing.T) *giteaWorld {
 }
 
 // pushed returns a spec for digest whose head branch Ferry's bot has pushed with git.
-func (w *giteaWorld) pushed(t *testing.T, digest string) PullRequestSpec {
+func (w *giteaWorld) pushed(t *testing.T, digest string) PullRequestSpec { return w.pushedB(t, digest) }
+
+func (w *giteaWorld) pushedB(t testing.TB, digest string) PullRequestSpec {
 	t.Helper()
 	spec := specFor(t, w.repo.FullName(), digest)
 	spec.Reviewers = []string{w.approver.Name}

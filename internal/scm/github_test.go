@@ -315,7 +315,7 @@ func (f *fakeGitHub) postCount() int {
 	return f.posts
 }
 
-func specFor(t *testing.T, repo, digest string) PullRequestSpec {
+func specFor(t testing.TB, repo, digest string) PullRequestSpec {
 	t.Helper()
 	c := testChange()
 	c.Digest = digest
