@@ -104,6 +104,11 @@ func (w *giteaWorld) pullCount(t *testing.T) int {
 // asynchronous mergeability check.
 func (w *giteaWorld) mergeAs(t *testing.T, u giteatest.User, number int) {
 	t.Helper()
+	w.mergeStyleAs(t, u, number, gitea.MergeStyleMerge)
+}
+
+func (w *giteaWorld) mergeStyleAs(t *testing.T, u giteatest.User, number int, style gitea.MergeStyle) {
+	t.Helper()
 	c := w.as(t, u)
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -119,7 +124,7 @@ func (w *giteaWorld) mergeAs(t *testing.T, u giteatest.User, number int) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling a condition on the server, not waiting for time
 	}
-	ok, _, err := c.MergePullRequest(w.repo.Owner, w.repo.Name, int64(number), gitea.MergePullRequestOption{Style: gitea.MergeStyleMerge})
+	ok, _, err := c.MergePullRequest(w.repo.Owner, w.repo.Name, int64(number), gitea.MergePullRequestOption{Style: style})
 	if err != nil || !ok {
 		t.Fatalf("merging #%d as %s: %v", number, u.Name, err)
 	}
@@ -194,6 +199,30 @@ func TestGiteaApprovalByMerge(t *testing.T) {
 	// Ensure after approval keeps reporting the approval; it does not reopen.
 	if after, err := w.ferry.EnsurePullRequest(ctx, spec); err != nil || !after.Approved() || w.pullCount(t) != 1 {
 		t.Fatalf("Ensure after merge = %+v, %v", after, err)
+	}
+}
+
+// Squash and rebase merges also report the commit that landed on the base branch.
+func TestGiteaSquashAndRebaseMerges(t *testing.T) {
+	w := newGiteaWorld(t)
+	ctx := context.Background()
+	for i, style := range []gitea.MergeStyle{gitea.MergeStyleSquash, gitea.MergeStyleRebase} {
+		pr, err := w.ferry.EnsurePullRequest(ctx, w.pushed(t, []string{digestB, digestC}[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.mergeStyleAs(t, w.approver, pr.Number, style)
+		got, err := w.ferry.GetPullRequest(ctx, w.repo.FullName(), pr.Number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		branch, _, err := w.as(t, w.owner).GetRepoBranch(w.repo.Owner, w.repo.Name, "main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Approved() || got.MergedBy != w.approver.Name || got.MergeCommitSHA != branch.Commit.ID {
+			t.Fatalf("%s merge reads as %+v (main is at %s)", style, got, branch.Commit.ID)
+		}
 	}
 }
 
