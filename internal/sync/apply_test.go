@@ -182,11 +182,11 @@ func TestApplyBadInputAppliesNothing(t *testing.T) {
 		doc  string
 		want string
 	}{
-		"unknown kind":   {"apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "kind example.com/v1, Kind=Widget is not served by the cluster (is its CustomResourceDefinition installed?)"},
-		"cluster-scoped": {"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cr}\nrules: []\n", `ClusterRole.rbac.authorization.k8s.io "cr" is cluster-scoped`},
+		"unknown kind":    {"apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "kind example.com/v1, Kind=Widget is not served by the cluster (is its CustomResourceDefinition installed?)"},
+		"cluster-scoped":  {"apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cr}\nrules: []\n", `ClusterRole.rbac.authorization.k8s.io "cr" is cluster-scoped`},
 		"other namespace": {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: kube-system}\n", `declares namespace "kube-system"`},
-		"unknown field": {strings.Replace(deployment("web", "nginx"), "replicas: 2", "replica: 2", 1), ".spec.replica: field not declared in schema"},
-		"invalid value": {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Not_Valid}\n", "server-side dry run failed"},
+		"unknown field":   {strings.Replace(deployment("web", "nginx"), "replicas: 2", "replica: 2", 1), ".spec.replica: field not declared in schema"},
+		"invalid value":   {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Not_Valid}\n", "server-side dry run failed"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
