@@ -19,9 +19,9 @@ import (
 type Config struct {
 	// Provider is "gitea", "github" or "gitlab".
 	Provider string
-	// APIURL is the forge's address. Gitea: the server root (required). GitHub: empty for github.com,
-	// else the Enterprise root or its ".../api/v3/". GitLab: empty for gitlab.com, else the instance
-	// root or its ".../api/v4".
+	// APIURL is the forge's address. Gitea: the server root (required; Gitea 1.22 or newer).
+	// GitHub: empty for github.com, else the Enterprise root or its ".../api/v3/". GitLab: empty for
+	// gitlab.com, else the instance root or its ".../api/v4".
 	APIURL string
 	Token  string
 	// AllowInsecureHTTP permits plain http to a host other than loopback.
@@ -38,14 +38,16 @@ func (c Config) String() string {
 // GoString keeps %#v from printing the token.
 func (c Config) GoString() string { return c.String() }
 
+var providerNames = []string{"gitea", "github", "gitlab"}
+
 // Providers lists the names New accepts.
-var Providers = []string{"gitea", "github", "gitlab"}
+func Providers() []string { return slices.Clone(providerNames) }
 
 // New validates cfg and returns its provider. It contacts no server: a wrong token shows up as
 // ErrUnauthorized on the first call.
 func New(cfg Config) (Provider, error) {
-	if !slices.Contains(Providers, cfg.Provider) {
-		return nil, inputErr("provider", "%q is not one of %s", cfg.Provider, strings.Join(Providers, ", "))
+	if !slices.Contains(providerNames, cfg.Provider) {
+		return nil, inputErr("provider", "%q is not one of %s", cfg.Provider, strings.Join(providerNames, ", "))
 	}
 	if strings.TrimSpace(cfg.Token) == "" {
 		return nil, inputErr("token", "%s needs an API token", cfg.Provider)
