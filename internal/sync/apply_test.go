@@ -54,7 +54,7 @@ func TestApplyCreatesThenIsIdempotentThenUpdates(t *testing.T) {
 	if live.GetLabels()[OwnerLabel] != "shop.dev" || live.GetAnnotations()[RevisionAnnotation] != "rev1" {
 		t.Fatalf("live labels %v annotations %v", live.GetLabels(), live.GetAnnotations())
 	}
-	if got := containerImage(t, live); got != image {
+	if got := firstImage(t, live); got != image {
 		t.Fatalf("live image %s, want %s", got, image)
 	}
 	if req.Objects[0].GetNamespace() != "" || req.Objects[0].GetLabels()[OwnerLabel] != "" {
@@ -83,7 +83,7 @@ func TestApplyCreatesThenIsIdempotentThenUpdates(t *testing.T) {
 		t.Fatalf("apply of a new image: %+v", res)
 	}
 	live, _ = getLive(t, deploymentGVK, ns, "web")
-	if got := containerImage(t, live); got != newImage || live.GetAnnotations()[RevisionAnnotation] != "rev2" {
+	if got := firstImage(t, live); got != newImage || live.GetAnnotations()[RevisionAnnotation] != "rev2" {
 		t.Fatalf("live image %s revision %s after update", got, live.GetAnnotations()[RevisionAnnotation])
 	}
 	if len(res.Declared) != 2 || res.Declared[0].Namespace != ns {

@@ -50,7 +50,7 @@ func names(objs []*unstructured.Unstructured) []string {
 	return out
 }
 
-func containerImage(t *testing.T, o *unstructured.Unstructured) string {
+func firstImage(t *testing.T, o *unstructured.Unstructured) string {
 	t.Helper()
 	containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
 	if len(containers) == 0 {
@@ -183,7 +183,7 @@ configMapGenerator:
 		}
 		if o.GetKind() == "Deployment" {
 			want := "registry.prod.example.com/shop@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-			if got := containerImage(t, o); got != want {
+			if got := firstImage(t, o); got != want {
 				t.Errorf("image = %s, want %s", got, want)
 			}
 		}
@@ -199,7 +199,7 @@ func TestRenderKustomizeNewTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := containerImage(t, objs[0]); got != "registry.example.com/shop:2.0" {
+	if got := firstImage(t, objs[0]); got != "registry.example.com/shop:2.0" {
 		t.Fatalf("image = %s", got)
 	}
 }
