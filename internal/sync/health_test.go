@@ -12,7 +12,7 @@ import (
 // applyWeb applies a two-replica Deployment and a ConfigMap and returns the declared references.
 func applyWeb(t *testing.T, tgt *Target, extra ...string) []ObjectRef {
 	t.Helper()
-	docs := append([]string{deployment("web", "registry.example.com/shop@sha256:" + strings.Repeat("a", 64)), configMap("settings")}, extra...)
+	docs := append([]string{deployment("web", "registry.example.com/shop@sha256:"+strings.Repeat("a", 64)), configMap("settings")}, extra...)
 	res, err := tgt.Apply(testContext(t), ApplyRequest{Owner: "shop.dev", Revision: "r1", Objects: decode(t, docs...)})
 	if err != nil {
 		t.Fatal(err)
