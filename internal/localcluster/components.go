@@ -106,26 +106,24 @@ func (c *Cluster) startClients(ctx context.Context) error {
 	return nil
 }
 
-// controllerManagerArgs runs every controller, each with its own service account (as kubeadm does), so RBAC in
-// this cluster is exercised the way it is in a real one.
+// controllerManagerArgs runs every controller; the service-account key signs legacy token Secrets and the root
+// CA goes into every namespace's kube-root-ca.crt ConfigMap.
 func (c *Cluster) controllerManagerArgs() []string {
 	return append(c.servingClientArgs(ControllerManager, c.ports.controllerManager),
 		"--controllers=*",
-		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+c.pki.saKeyFile,
 		"--root-ca-file="+c.pki.caFile,
 	)
 }
 
-// servingClientArgs are the flags the controller manager and the scheduler share: their kubeconfig for the API
-// and for delegated authentication, leader election off (there is one of each), and /healthz over HTTPS on
-// loopback with the cluster's serving certificate so that readiness checks verify it.
+// servingClientArgs are the flags the controller manager and the scheduler share: their kubeconfig, leader
+// election off (there is one of each), and /healthz over HTTPS on loopback with the cluster's serving certificate
+// so that readiness checks verify it. Without delegated authentication only /healthz, /readyz and /livez answer,
+// which is all the cluster asks of them.
 func (c *Cluster) servingClientArgs(name string, port int) []string {
 	kubeconfig := c.kubeconfigPath(name)
 	return []string{
 		"--kubeconfig=" + kubeconfig,
-		"--authentication-kubeconfig=" + kubeconfig,
-		"--authorization-kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),

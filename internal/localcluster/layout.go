@@ -25,8 +25,9 @@ const (
 	// adminUser is the identity of Cluster.Kubeconfig and Cluster.RESTConfig.
 	adminUser = "localcluster-admin"
 	kwokUser  = "localcluster-kwok"
-	// The controller manager and the scheduler run as the users Kubernetes' bootstrap RBAC policy already grants
-	// what they need, as in a real cluster; admin and kwok (which stands in for every kubelet) are masters.
+	// The scheduler runs as the user Kubernetes' bootstrap RBAC policy grants what it needs, as in a real cluster.
+	// The controller manager is a master: giving each controller its own service account (as kubeadm does) costs
+	// a token request per controller, which doubled the cluster's startup time. kwok stands in for every kubelet.
 	controllerManagerUser = "system:kube-controller-manager"
 	schedulerUser         = "system:kube-scheduler"
 	mastersGroup          = "system:masters"
@@ -91,7 +92,7 @@ func (c *Cluster) writeTokens() error {
 	users := []struct{ name, groups string }{
 		{adminUser, mastersGroup},
 		{kwokUser, mastersGroup},
-		{controllerManagerUser, ""},
+		{controllerManagerUser, mastersGroup},
 		{schedulerUser, ""},
 	}
 	c.tokens = map[string]string{}

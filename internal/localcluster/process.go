@@ -87,24 +87,50 @@ func (p *process) logTail() string {
 // stop asks the process group to end (SIGTERM), waits up to grace, then kills the group. A process that ends on
 // SIGTERM is a clean stop whatever its exit status; one that had to be killed is reported.
 func (p *process) stop(grace time.Duration) error {
-	if p.exited() {
-		killGroup(p.cmd) // children of an exited leader, if any
-		return nil
+	var err error
+	if !p.exited() {
+		err = p.terminate(grace)
 	}
+	// Whatever the leader left behind goes too, and is waited for.
+	killGroup(p.cmd)
+	if !waitGroupGone(p.cmd.Process.Pid, groupGoneTimeout) {
+		err = errors.Join(err, fmt.Errorf("%s: processes of group %d still exist after SIGKILL", p.name, p.cmd.Process.Pid))
+	}
+	return err
+}
+
+// groupGoneTimeout bounds the wait for killed processes to be reaped (by their parent or by init).
+const groupGoneTimeout = 5 * time.Second
+
+// terminate sends SIGTERM to the group and waits up to grace for the leader to exit, then kills it.
+func (p *process) terminate(grace time.Duration) error {
 	if err := terminateGroup(p.cmd); err != nil && !p.exited() {
+		killGroup(p.cmd)
+		<-p.done
 		return fmt.Errorf("stopping %s: %w", p.name, err)
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-p.done:
-		killGroup(p.cmd)
 		return nil
 	case <-timer.C:
 	}
 	killGroup(p.cmd)
 	<-p.done
 	return fmt.Errorf("%s did not stop within %s of SIGTERM and was killed", p.name, grace)
+}
+
+// waitGroupGone polls until no process of the group led by pid exists; it reports false on timeout.
+func waitGroupGone(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for groupAlive(pid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond) // nothing to wait on: reaping happens in another process
+	}
+	return true
 }
 
 // tailFile returns the last n lines of path, reading at most the final 64 KiB.
