@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ferrycd/ferry/internal/testenv"
+)
+
+func TestProvenanceFindsEveryStageThatRanTheDigest(t *testing.T) {
+	e := testenv.Need(t, kubeEnv)
+	ns := e.Namespace(t)
+	kubeconfig := e.Kubeconfig(t, ns)
+	createShop(t, e, ns)
+
+	// A 12-character prefix, without the algorithm, as a person copies it from a table.
+	out, err := runFerry(t, "provenance", strings.Repeat("b", 12), "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatalf("ferry provenance: %v\n%s", err, out)
+	}
+	if first := strings.SplitN(out, "\n", 2)[0]; first != "Digest "+digestB {
+		t.Errorf("first line %q, want the full digest", first)
+	}
+	table := out[strings.Index(out, "PROMOTION"):]
+	want := [][]string{
+		{"shop", "dev", "history", "Promoted", "2026-03-01T14:00:00Z", strings.Repeat("b0", 6), "automatic", "release-team", "-", "-"},
+		{"shop", "staging", "running", "Soaking", "2026-03-01T19:00:00Z", strings.Repeat("5", 12), "automatic", "release-team", "-", "-"},
+		{"shop", "staging", "history", "Promoted", "2026-03-01T15:00:00Z", strings.Repeat("5", 12), "automatic", "release-team", "-", "-"},
+		{"shop", "prod", "running", "Promoted", "2026-03-01T19:00:00Z", strings.Repeat("3", 12), "alice", "release-team",
+			"http://127.0.0.1:3000/acme/shop-deploy/pulls/7", "-"},
+		{"shop", "prod", "history", "Promoted", "2026-03-01T17:00:00Z", strings.Repeat("3", 12), "alice", "release-team",
+			"http://127.0.0.1:3000/acme/shop-deploy/pulls/7", "-"},
+	}
+	rows := tableRows(table)
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), out)
+	}
+	for i := range want {
+		if strings.Join(rows[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("row %d:\n got %q\nwant %q", i, rows[i], want[i])
+		}
+	}
+
+	// In flight: staging is soaking B with C on its way in; the rejection reason of X is kept.
+	out, err = runFerry(t, "provenance", digestC, "--kubeconfig", kubeconfig)
+	if err != nil || !regexp.MustCompile(`(?m)^shop\s+staging\s+in-flight\s+Soaking\s`).MatchString(out) {
+		t.Errorf("in-flight digest: %v\n%s", err, out)
+	}
+	out, err = runFerry(t, "provenance", digestX, "--kubeconfig", kubeconfig)
+	if err != nil || !strings.Contains(out, "Rejected") || !strings.Contains(out, "pull request closed without merge") {
+		t.Errorf("rejected digest: %v\n%s", err, out)
+	}
+}
+
+func TestProvenanceAcrossNamespaces(t *testing.T) {
+	e := testenv.Need(t, kubeEnv)
+	ns1, ns2 := e.Namespace(t), e.Namespace(t)
+	kubeconfig := e.Kubeconfig(t, ns1)
+	createShop(t, e, ns1)
+	createShop(t, e, ns2)
+
+	out, err := runFerry(t, "provenance", digestA[:len("sha256:")+13], "-o", "json", "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatalf("ferry provenance -o json: %v\n%s", err, out)
+	}
+	var got provenanceOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if got.Digest != digestA || len(got.Records) != 2 {
+		t.Fatalf("one namespace: %+v", got)
+	}
+	for _, r := range got.Records {
+		if r.Namespace != ns1 || r.Where != whereHistory || r.CommitSHA == "" || len(r.Signers) != 1 || r.Time == nil {
+			t.Errorf("record %+v", r)
+		}
+	}
+
+	out, err = runFerry(t, "provenance", digestA, "-A", "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatalf("ferry provenance -A: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "NAMESPACE") || strings.Count(out, ns1+" ") != 2 || strings.Count(out, ns2+" ") != 2 {
+		t.Errorf("-A does not show both namespaces:\n%s", out)
+	}
+}
+
+func TestProvenanceNamesWhatIsWrong(t *testing.T) {
+	e := testenv.Need(t, kubeEnv)
+	ns := e.Namespace(t)
+	kubeconfig := e.Kubeconfig(t, ns)
+	createShop(t, e, ns)
+	for _, tc := range []struct {
+		arg  string
+		want string
+	}{
+		{"sha256:aaaaaaaaaaaa", "DIGEST sha256:aaaaaaaaaaaa: prefix matches 2 digests (" + digestA + ", " + digestA2 + ")"},
+		{absent, "DIGEST " + absent + `: digest not found in the status of any Promotion in namespace "` + ns + `" (use -A`},
+		{"sha256:abc", `DIGEST "sha256:abc": not a digest`},
+		{"sha256:" + strings.Repeat("g", 64), `DIGEST "sha256:gggg`},
+		{"sha512:" + strings.Repeat("a", 64), "only sha256 digests are supported"},
+		{digestA + "0", "not a digest"},
+	} {
+		out, err := runFerry(t, "provenance", tc.arg, "--kubeconfig", kubeconfig)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q\n%s", tc.arg, err, tc.want, out)
+		}
+	}
+	_, err := runFerry(t, "provenance", absent, "-A", "--kubeconfig", kubeconfig)
+	if err == nil || !strings.Contains(err.Error(), "in any namespace") {
+		t.Errorf("-A: err = %v", err)
+	}
+}
+
+func TestParseDigestArg(t *testing.T) {
+	for in, want := range map[string]string{
+		digestB:                    digestB,
+		strings.ToUpper(digestB):   digestB,
+		" " + digestB[7:] + "\n":   digestB,
+		"sha256:0123456789ab":      "sha256:0123456789ab",
+		"0123456789AB":             "sha256:0123456789ab",
+		"SHA256:0123456789abcdef0": "sha256:0123456789abcdef0",
+	} {
+		got, err := parseDigestArg("--to", in)
+		if err != nil || got.prefix != want || got.what != "--to" {
+			t.Errorf("parseDigestArg(%q) = %+v, %v, want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "sha256:", "0123456789a", "sha256:0123456789a", "md5:0123456789ab",
+		"sha256:0123456789ab:", "sha256:0123456789-b", digestB + "b", "image@" + digestB} {
+		if got, err := parseDigestArg("--to", in); err == nil || !strings.HasPrefix(err.Error(), "--to ") {
+			t.Errorf("parseDigestArg(%q) = %+v, %v: want an error naming --to", in, got, err)
+		}
+	}
+}
+
+func FuzzParseDigestArg(f *testing.F) {
+	for _, seed := range []string{digestA, digestB[7:19], "sha256:", "SHA256:ABCDEF012345", "sha512:00", ":", "\x00",
+		"sha256:" + strings.Repeat("0", 65), "ß" + strings.Repeat("a", 12)} {
+		f.Add(seed)
+	}
+	hex := regexp.MustCompile(`^sha256:[0-9a-f]{12,64}$`)
+	f.Fuzz(func(t *testing.T, in string) {
+		d, err := parseDigestArg("DIGEST", in)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "DIGEST ") {
+				t.Fatalf("error does not name the argument: %v", err)
+			}
+			return
+		}
+		if !hex.MatchString(d.prefix) {
+			t.Fatalf("parseDigestArg(%q) accepted %q", in, d.prefix)
+		}
+		// A parsed digest always finds itself, and only digests it prefixes.
+		full := d.prefix + strings.Repeat("0", len("sha256:")+64-len(d.prefix))
+		if got, err := d.resolve([]string{full, "", "sha256:zz"}); err != nil || got != full {
+			t.Fatalf("resolve(%q) = %q, %v", full, got, err)
+		}
+	})
+}
