@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/argoproj/argo-cd/gitops-engine/pkg/cache"
 	gesync "github.com/argoproj/argo-cd/gitops-engine/pkg/sync"
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/sync/common"
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/utils/kube"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,6 +88,9 @@ func (t *Target) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, err
 	if err != nil {
 		return nil, fmt.Errorf("reading live objects of %s: %w", req.Owner, err)
 	}
+	if err := t.refreshLive(ctx, targets, live); err != nil {
+		return nil, err
+	}
 	if err := checkOwnership(targets, live, req); err != nil {
 		return nil, fmt.Errorf("nothing was applied: %w", err)
 	}
@@ -102,6 +107,9 @@ func (t *Target) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, err
 	syncResults, err := t.sync(ctx, req, reconciled)
 	res.Objects = objectResults(syncResults, refs)
 	res.Changed = anyChange(res.Objects)
+	if res.Changed {
+		t.awaitOwnWrites(ctx, targets, res.Objects)
+	}
 	return res, err
 }
 
@@ -160,6 +168,78 @@ func (t *Target) checkScope(ctx context.Context, obj *unstructured.Unstructured)
 		}
 	}
 	return ctx.Err()
+}
+
+// refreshLive replaces the cached copies of the declared objects with fresh reads. The cache follows a watch and
+// may lag a change made a moment ago (a `kubectl set image`); deciding "nothing to do" or "not ours" from a stale
+// copy would skip a needed apply.
+func (t *Target) refreshLive(ctx context.Context, targets []*unstructured.Unstructured, live map[kube.ResourceKey]*unstructured.Unstructured) error {
+	for _, tgt := range targets {
+		fresh := &unstructured.Unstructured{}
+		fresh.SetGroupVersionKind(tgt.GroupVersionKind())
+		key := kube.GetResourceKey(tgt)
+		err := t.client.Get(ctx, client.ObjectKey{Namespace: tgt.GetNamespace(), Name: tgt.GetName()}, fresh)
+		switch {
+		case apierrors.IsNotFound(err):
+			delete(live, key)
+		case err != nil:
+			return fmt.Errorf("reading %s: %w", describe(tgt), err)
+		default:
+			live[key] = fresh
+		}
+	}
+	return nil
+}
+
+// cacheLag bounds how long Apply waits for its own writes to reach the cache.
+const cacheLag = 10 * time.Second
+
+// awaitOwnWrites waits (briefly, best effort) until the cache shows what this apply wrote: every declared object
+// at its new resourceVersion and every pruned object gone. The next apply then finds its prune candidates in the
+// cache even when it follows at once.
+func (t *Target) awaitOwnWrites(ctx context.Context, targets []*unstructured.Unstructured, results []ObjectResult) {
+	want := map[kube.ResourceKey]string{}
+	for _, tgt := range targets {
+		fresh := &unstructured.Unstructured{}
+		fresh.SetGroupVersionKind(tgt.GroupVersionKind())
+		if err := t.client.Get(ctx, client.ObjectKey{Namespace: tgt.GetNamespace(), Name: tgt.GetName()}, fresh); err == nil {
+			want[kube.GetResourceKey(tgt)] = fresh.GetResourceVersion()
+		}
+	}
+	for _, r := range results {
+		if r.Action == ActionPruned {
+			want[kube.NewResourceKey(r.Ref.Group, r.Ref.Kind, r.Ref.Namespace, r.Ref.Name)] = ""
+		}
+	}
+	deadline := time.NewTimer(cacheLag)
+	defer deadline.Stop()
+	ticker := time.NewTicker(25 * time.Millisecond)
+	defer ticker.Stop()
+	for !t.cacheShows(want) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			t.log.Info("cache did not catch up with the apply", "namespace", t.namespace, "after", cacheLag)
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// cacheShows reports whether the cache holds each key at the wanted resourceVersion ("" meaning absent).
+func (t *Target) cacheShows(want map[kube.ResourceKey]string) bool {
+	found := t.cache.FindResources(t.namespace, func(r *cache.Resource) bool {
+		_, ok := want[r.ResourceKey()]
+		return ok
+	})
+	for key, version := range want {
+		r := found[key]
+		if (version == "") != (r == nil) || (r != nil && r.ResourceVersion != version) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkOwnership refuses to overwrite objects that are not the owner's.

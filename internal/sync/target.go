@@ -49,6 +49,11 @@ func NewTarget(cfg *rest.Config, namespace string, opts ...Option) (*Target, err
 		return nil, fmt.Errorf("namespace %q: %s", namespace, errs[0])
 	}
 	t := &Target{config: rest.CopyConfig(cfg), namespace: namespace, log: logr.Discard()}
+	if t.config.QPS == 0 && t.config.RateLimiter == nil {
+		// The cache lists every kind of the namespace at start; client-go's default of 5 requests a second would
+		// make that take seconds.
+		t.config.QPS, t.config.Burst = 50, 100
+	}
 	for _, opt := range opts {
 		opt(t)
 	}
