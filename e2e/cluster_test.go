@@ -26,18 +26,16 @@ const rolloutTimeout = 2 * time.Minute
 // every component's log when the test failed. Without the binaries it skips (or fails under FERRY_REQUIRE_TOOLS=1).
 func startLocalCluster(t *testing.T, nodes int) *localcluster.Cluster {
 	t.Helper()
-	binDir, kwok := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("FERRY_KWOK")
-	if binDir == "" || kwok == "" {
-		msg := "KUBEBUILDER_ASSETS (hack/controlplane.sh) and FERRY_KWOK (hack/kwok.sh) must be set; `make test` sets them"
+	opts, err := localcluster.OptionsFromEnv(t.TempDir(), nodes)
+	if err != nil {
+		msg := err.Error() + " (`make test` sets them)"
 		if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
 	began := time.Now()
-	c, err := localcluster.Start(context.Background(), localcluster.Options{
-		Dir: t.TempDir(), BinDir: binDir, KwokBin: kwok, Nodes: nodes,
-	})
+	c, err := localcluster.Start(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +163,9 @@ func TestLocalClusterKubeconfigAndStop(t *testing.T) {
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Errorf("second Stop: %v, want the first one's result (nil)", err)
 	}
 	for _, p := range procs {
 		if processGroupAlive(p.PID) {

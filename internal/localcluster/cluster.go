@@ -72,25 +72,35 @@ type Cluster struct {
 // Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on free loopback ports,
 // creates the fake Nodes and returns once every component is healthy, every Node is Ready and schedulable and
 // the controllers have created the default ServiceAccount. On failure it stops whatever it started and the error
-// carries the end of the failing component's log.
+// carries the end of the failing component's log. ctx bounds the startup only (DefaultStartTimeout when it has
+// no deadline); the cluster runs until Stop.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	c, err := prepare(opts)
-	if err != nil {
-		return nil, err
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultStartTimeout)
 		defer cancel()
 	}
-	if err := c.start(ctx); err != nil {
+	for attempt := 1; ; attempt++ {
+		c, err := prepare(opts)
+		if err != nil {
+			return nil, err
+		}
+		err = c.start(ctx)
+		if err == nil {
+			return c, nil
+		}
 		if stopErr := c.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
-		return nil, fmt.Errorf("starting the local cluster in %s: %w", c.Dir, err)
+		// A free port can be taken by another process between choosing it and binding it; new ports fix that.
+		if !errors.Is(err, errPortTaken) || attempt == portAttempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("starting the local cluster in %s: %w", c.Dir, err)
+		}
 	}
-	return c, nil
 }
+
+// portAttempts is how many times Start chooses new ports when one was taken before a component could bind it.
+const portAttempts = 3
 
 // prepare checks the options, lays out the state folder and writes certificates, tokens and kubeconfigs.
 func prepare(opts Options) (*Cluster, error) {
@@ -134,7 +144,8 @@ func (o *Options) complete() error {
 			return err
 		}
 	}
-	return nil
+	_, err := stageFiles(o.KwokStagesDir)
+	return err
 }
 
 func (o *Options) bin(name string) string { return filepath.Join(o.BinDir, name) }

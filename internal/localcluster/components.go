@@ -64,7 +64,7 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 
 // startClients runs the controller manager, the scheduler and kwok together and waits until each is healthy.
 func (c *Cluster) startClients(ctx context.Context) error {
-	stages, err := c.stageFiles()
+	stages, err := stageFiles(c.opts.KwokStagesDir)
 	if err != nil {
 		return err
 	}
@@ -135,8 +135,7 @@ func (c *Cluster) servingClientArgs(name string, port int) []string {
 
 // stageFiles lists kwok's Stage objects; without node and pod stages kwok would leave Nodes NotReady and Pods
 // Pending, so an empty folder is an error.
-func (c *Cluster) stageFiles() ([]string, error) {
-	dir := c.opts.KwokStagesDir
+func stageFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading kwok's stages: %w", err)

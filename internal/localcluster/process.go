@@ -69,8 +69,15 @@ func (p *process) exitError() error {
 	if p.exitErr != nil {
 		status = p.exitErr.Error()
 	}
-	return fmt.Errorf("%s exited (%s)%s", p.name, status, p.logTail())
+	tail := p.logTail()
+	if strings.Contains(tail, "address already in use") {
+		return fmt.Errorf("%s exited (%s): %w%s", p.name, status, errPortTaken, tail)
+	}
+	return fmt.Errorf("%s exited (%s)%s", p.name, status, tail)
 }
+
+// errPortTaken marks a component that could not bind its port: another process took it after it was chosen.
+var errPortTaken = errors.New("its port was taken")
 
 // logTail is the end of the log formatted to follow an error message.
 func (p *process) logTail() string {

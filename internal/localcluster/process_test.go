@@ -97,7 +97,7 @@ func TestStartTimesOutWithTheLogOfTheStuckComponent(t *testing.T) {
 }
 
 func TestOptionsNameWhatIsMissing(t *testing.T) {
-	bin := fakeBinaries(t, "exit 0")
+	bin, complete := fakeBinaries(t, "exit 0"), fakeBinaries(t, "exit 0")
 	if err := os.Remove(filepath.Join(bin, Scheduler)); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +109,7 @@ func TestOptionsNameWhatIsMissing(t *testing.T) {
 		{Options{BinDir: bin}, "options.KwokBin"},
 		{Options{BinDir: bin, KwokBin: filepath.Join(bin, "kwok"), Nodes: -1}, "options.Nodes"},
 		{Options{BinDir: bin, KwokBin: filepath.Join(bin, "kwok")}, filepath.Join(bin, Scheduler)},
+		{Options{BinDir: complete, KwokBin: filepath.Join(complete, "kwok"), KwokStagesDir: t.TempDir()}, "no *.yaml"},
 	} {
 		_, err := Start(t.Context(), tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -130,6 +131,12 @@ func fakeBinaries(t *testing.T, etcdScript string) string {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "stages"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stages", "node.yaml"), []byte("kind: Stage\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -159,5 +166,37 @@ func waitForLog(t *testing.T, p *process, text string) {
 		case <-t.Context().Done():
 			t.Fatal(t.Context().Err())
 		}
+	}
+}
+
+// A component that cannot bind its port makes Start choose new ports and try again, a bounded number of times.
+func TestStartRetriesWhenAPortIsTaken(t *testing.T) {
+	attempts := filepath.Join(t.TempDir(), "attempts")
+	bin := fakeBinaries(t, "echo x >> "+attempts+"; echo 'listen tcp 127.0.0.1:2379: bind: address already in use' >&2; exit 1")
+	_, err := Start(t.Context(), Options{Dir: t.TempDir(), BinDir: bin, KwokBin: filepath.Join(bin, "kwok")})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start = %v, want the bind error", err)
+	}
+	if got := strings.Count(string(readFile(t, attempts)), "x"); got != portAttempts {
+		t.Errorf("etcd started %d times, want %d", got, portAttempts)
+	}
+}
+
+func TestOptionsFromEnvNamesTheUnsetVariables(t *testing.T) {
+	t.Setenv(EnvBinDir, "")
+	t.Setenv(EnvKwok, "")
+	_, err := OptionsFromEnv(t.TempDir(), 1)
+	if err == nil || !strings.Contains(err.Error(), "KUBEBUILDER_ASSETS=$(hack/controlplane.sh)") ||
+		!strings.Contains(err.Error(), "FERRY_KWOK=$(hack/kwok.sh)") {
+		t.Fatalf("OptionsFromEnv = %v, want both variables named", err)
+	}
+	t.Setenv(EnvBinDir, "/bin/dir")
+	t.Setenv(EnvKwok, "/bin/kwok")
+	opts, err := OptionsFromEnv("state", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts != (Options{Dir: "state", BinDir: "/bin/dir", KwokBin: "/bin/kwok", Nodes: 2}) {
+		t.Errorf("OptionsFromEnv = %+v", opts)
 	}
 }
