@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferrycd/ferry/internal/gitserver"
 )
@@ -279,4 +281,116 @@ func TestDeleteBranch(t *testing.T) {
 	if !slices.Contains(s.Branches("fleet"), req.Branch) {
 		t.Fatal("protected branch was deleted")
 	}
+}
+
+// TestBranchesSharingACacheSurviveCompaction: with a cache that is dropped at every second fetch, pull-request
+// writers, a base that keeps moving and checkouts of the base all share one cache at once. Every write lands,
+// every checkout matches the server, and git fsck finds the cache whole afterwards.
+func TestBranchesSharingACacheSurviveCompaction(t *testing.T) {
+	s, url := seed(t)
+	e, err := New(Options{CacheDir: t.TempDir(), MaxPacks: 1, RetryBase: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := []string{"dev", "qa", "staging", "prod"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(stages)+8)
+	for _, stage := range stages {
+		wg.Add(1)
+		go func(stage string) {
+			defer wg.Done()
+			for _, d := range []string{digestA, digestB} {
+				req := prRequest(url, stage, digestA)
+				req.Digest = d
+				if res, err := e.Pin(context.Background(), req); err != nil || !res.Changed {
+					errs <- fmt.Errorf("%s %s: %+v %v", stage, d, res, err)
+				}
+			}
+		}(stage)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 8 {
+			want := s.Commit("fleet", "main", map[string]string{"README.md": fmt.Sprintf("v%d\n", i)}, "docs")
+			out := filepath.Join(t.TempDir(), "o")
+			sha, err := e.Checkout(context.Background(), mainRemote(url), want, "", out)
+			if b, _ := os.ReadFile(filepath.Join(out, "README.md")); err != nil || sha != want || string(b) != fmt.Sprintf("v%d\n", i) {
+				errs <- fmt.Errorf("checkout %d: %s %q %v", i, sha, b, err)
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, stage := range stages {
+		if n := len(s.BranchLog("fleet", headName(stage, digestA))); n != 3 {
+			t.Errorf("%s head has %d commits, want 3", stage, n)
+		}
+	}
+	s.Git(e.repos[firstKey(e)].dir, "fsck", "--no-dangling", "--no-progress")
+}
+
+// TestPackFetchedAcrossACompactionIsDiscarded holds one branch's download at the server while fetches of another
+// branch compact the cache. The held pack was negotiated against the dropped cache (the server may leave out
+// what the cache said it had), so storing it could leave a commit without its trees: the fetch must start over.
+// git's upload-pack happens to send whole trees on shallow fetches, so the restart is checked at the protocol
+// level (one more fetch request), and the cache with git fsck.
+func TestPackFetchedAcrossACompactionIsDiscarded(t *testing.T) {
+	s, url := seed(t)
+	e, err := New(Options{CacheDir: t.TempDir(), MaxPacks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.repo(mainRemote(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "feature-0"
+	for i := 1; c.fetchLock(other) == c.fetchLock("main"); i++ {
+		other = fmt.Sprintf("feature-%d", i) // a branch whose fetches never wait on main's
+	}
+	checkout := func(r Remote) error {
+		_, err := e.Checkout(context.Background(), r, "", "", filepath.Join(t.TempDir(), "o"))
+		return err
+	}
+	if err := checkout(mainRemote(url)); err != nil { // the cache now holds main; the held fetch will "have" it
+		t.Fatal(err)
+	}
+	s.Git(s.RepoDir("fleet"), "branch", other, "main")
+	s.Commit("fleet", other, map[string]string{"feature.txt": "on the branch\n"}, "feature")
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	var fetches atomic.Int64
+	armed.Store(true)
+	s.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			fetches.Add(1)
+			if armed.CompareAndSwap(true, false) {
+				close(held)
+				<-release
+			}
+		}
+		return false
+	})
+	done := make(chan error, 1)
+	go func() { done <- checkout(Remote{URL: url, Branch: other}) }()
+	<-held
+	for i := range 3 { // three new packs of main: the third fetch finds two packs and compacts
+		s.Commit("fleet", "main", map[string]string{"README.md": fmt.Sprintf("v%d\n", i)}, "docs")
+		if err := checkout(mainRemote(url)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("checkout of the held branch: %v", err)
+	}
+	if n := fetches.Load(); n != 5 {
+		t.Fatalf("%d fetch requests, want 5: the held one, three of main, and the held one again", n)
+	}
+	s.Git(c.dir, "fsck", "--no-dangling", "--no-progress")
 }

@@ -6,28 +6,38 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/ferrycd/ferry/internal/gitops/pin"
 )
 
 // atTip brings the cache to the branch's current tip (read access is enough) and runs fn on it under the lock.
+// A compaction by a fetch of another branch between the two steps makes it start over.
 func (e *Engine) atTip(ctx context.Context, r Remote, fn func(c *cachedRepo, tip *object.Commit) error) error {
 	c, err := e.repo(r)
 	if err != nil {
 		return err
 	}
-	tip, err := e.fetchTip(ctx, c, r)
-	if err != nil {
-		return err
-	}
-	return c.locked(func() error {
-		head, err := object.GetCommit(c.store, tip)
+	for try := 1; ; try++ {
+		tip, err := e.fetchTip(ctx, c, r)
 		if err != nil {
-			return fmt.Errorf("reading tip %s: %w", tip, err)
+			return err
 		}
-		return fn(c, head)
-	})
+		err = c.locked(func() error {
+			head, err := object.GetCommit(c.store, tip)
+			if errors.Is(err, plumbing.ErrObjectNotFound) {
+				return fmt.Errorf("%w: cache was compacted before %s could be read", errRaced, tip)
+			}
+			if err != nil {
+				return fmt.Errorf("reading tip %s: %w", tip, err)
+			}
+			return fn(c, head)
+		})
+		if !errors.Is(err, errRaced) || try == 3 {
+			return err
+		}
+	}
 }
 
 // ReadFile returns a file's content at the branch tip and the tip's SHA.
