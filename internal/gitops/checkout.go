@@ -29,7 +29,8 @@ var ErrUnsupportedEntry = errors.New("unsupported tree entry")
 // r.Branch's recent history instead. Only folders, regular and executable files are written, through an os.Root
 // on dir, so nothing lands outside it. A symbolic link or submodule under folder is an ErrUnsupportedEntry naming
 // it: a link may point outside dir or the repository, and writing its target instead would render something
-// other than what Git holds. On any error dir is left as found (empty, or absent).
+// other than what Git holds. On any error dir is left as found (empty, or absent). The files are written under
+// the cache's store lock (local disk work only), so other callers' local work on this repository waits for it.
 func (e *Engine) Checkout(ctx context.Context, r Remote, revision, folder, dir string) (commitSHA string, err error) {
 	want, folder, err := checkoutInput(revision, folder, dir)
 	if err != nil {
