@@ -269,17 +269,7 @@ func TestConcurrentDigestUpdatesLeaveOneSeriesPerStage(t *testing.T) {
 
 func TestMetricsPassTheLinter(t *testing.T) {
 	r, reg := newRecorder(t)
-	r.CountPromotion(dev, ResultPromoted)
-	r.ObservePromotionDuration(dev, time.Minute)
-	r.ObserveDiscoveredToHealthy(dev, time.Minute)
-	r.CountVerificationFailure(Promotion{Namespace: "shop", Name: "web"}, VerificationUntrusted)
-	r.AddCopy(dev, 1, 1)
-	r.CountRollback(dev, RollbackHealthFailed)
-	r.ObserveTimeToRollback(dev, time.Minute)
-	r.SetDrift(dev, true)
-	r.SetStageDigest(dev, digestA)
-	r.ObservePullRequestWait(dev, time.Minute)
-
+	recordOneOfEach(r)
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -307,4 +297,18 @@ func TestDefaultIsServedByTheManagersRegistry(t *testing.T) {
 	if _, err := New(ctrlmetrics.Registry); err == nil {
 		t.Error("registering the metrics twice on one registry succeeded")
 	}
+}
+
+// recordOneOfEach gives every metric a series, so that a scrape shows all of them.
+func recordOneOfEach(r *Recorder) {
+	r.CountPromotion(dev, ResultPromoted)
+	r.ObservePromotionDuration(dev, time.Minute)
+	r.ObserveDiscoveredToHealthy(dev, time.Minute)
+	r.CountVerificationFailure(Promotion{Namespace: "shop", Name: "web"}, VerificationUntrusted)
+	r.AddCopy(dev, 1, 1)
+	r.CountRollback(dev, RollbackHealthFailed)
+	r.ObserveTimeToRollback(dev, time.Minute)
+	r.SetDrift(dev, true)
+	r.SetStageDigest(dev, digestA)
+	r.ObservePullRequestWait(dev, time.Minute)
 }
