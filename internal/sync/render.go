@@ -102,6 +102,9 @@ func renderPlain(fsys fs.FS, dir string) ([]*unstructured.Unstructured, error) {
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
+		if isKustomizationName(e.Name()) {
+			return nil, fmt.Errorf("%s: a kustomization in a folder read as %s (set the format to %s)", path.Join(dir, e.Name()), FormatPlain, FormatKustomize)
+		}
 		if isManifestFile(e.Name()) && !e.IsDir() {
 			names = append(names, e.Name())
 		}

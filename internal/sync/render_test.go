@@ -13,6 +13,12 @@ import (
 func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
+	writeFiles(t, root, files)
+	return root
+}
+
+func writeFiles(t testing.TB, root string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(root, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -22,7 +28,6 @@ func writeTree(t *testing.T, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	return root
 }
 
 const deploymentYAML = `apiVersion: apps/v1
@@ -119,9 +124,10 @@ func TestRenderPlainErrorsNameFileAndDocument(t *testing.T) {
 
 func TestRenderRefusals(t *testing.T) {
 	root := writeTree(t, map[string]string{
-		"stage/a.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-		"stage/b.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-		"empty/notes.md": "nothing",
+		"stage/a.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"stage/b.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+		"empty/notes.md":          "nothing",
+		"kust/kustomization.yaml": "resources: []\n",
 	})
 	secret := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secret, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stolen}\n"), 0o600); err != nil {
@@ -142,6 +148,7 @@ func TestRenderRefusals(t *testing.T) {
 		{RenderRequest{Root: root, Path: "empty", Format: FormatPlain}, "link.yaml"},
 		{RenderRequest{Root: root, Path: "stage", Format: "HelmValues"}, `manifest format "HelmValues" is not supported`},
 		{RenderRequest{Root: root, Path: "stage", Format: FormatKustomize}, "no kustomization.yaml in stage"},
+		{RenderRequest{Root: root, Path: "kust", Format: FormatPlain}, "kust/kustomization.yaml: a kustomization in a folder read as Plain (set the format to Kustomize)"},
 	}
 	for _, tc := range cases {
 		_, err := Render(tc.req)
