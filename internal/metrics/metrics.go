@@ -147,6 +147,29 @@ func Names() []string {
 		PullRequestWaitSeconds}
 }
 
+// InitStage creates the stage's counters at zero for every result and rollback reason, so that rate() and
+// increase() see a stage's first failure or rollback (a series born at 1 has no increase) and dashboards show
+// zeros instead of gaps. Call it when the reconciler first sees a stage; Forget removes the series again.
+func (r *Recorder) InitStage(s Stage) {
+	for _, res := range []Result{ResultPromoted, ResultFailed, ResultRolledBack, ResultRejected, ResultSuperseded} {
+		r.promotions.WithLabelValues(s.Namespace, s.Promotion, s.Stage, res.label())
+	}
+	for _, reason := range []RollbackReason{RollbackManual, RollbackAnalysisFailed, RollbackHealthFailed} {
+		r.rollbacks.WithLabelValues(s.Namespace, s.Promotion, s.Stage, reason.label())
+	}
+	r.copyBytes.WithLabelValues(s.values()...)
+	r.copyRequests.WithLabelValues(s.values()...)
+}
+
+// InitPromotion creates the Promotion's verification failure counters at zero for every reason, for the same
+// reason as InitStage.
+func (r *Recorder) InitPromotion(p Promotion) {
+	for _, reason := range []VerificationReason{VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch,
+		VerificationMissingAttestation, VerificationNotFound, VerificationMalformed} {
+		r.verificationFailures.WithLabelValues(p.Namespace, p.Name, reason.label())
+	}
+}
+
 // CountPromotion counts a digest's time in a stage ending with result.
 func (r *Recorder) CountPromotion(s Stage, result Result) {
 	r.promotions.WithLabelValues(s.Namespace, s.Promotion, s.Stage, result.label()).Inc()

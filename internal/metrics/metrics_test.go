@@ -312,3 +312,29 @@ func recordOneOfEach(r *Recorder) {
 	r.SetStageDigest(dev, digestA)
 	r.ObservePullRequestWait(dev, time.Minute)
 }
+
+func TestInitCreatesZeroedCountersThatForgetRemoves(t *testing.T) {
+	r, reg := newRecorder(t)
+	r.InitStage(prod)
+	r.InitPromotion(Promotion{Namespace: "shop", Name: "web"})
+	r.CountRollback(prod, RollbackManual)
+	for name, want := range map[string]int{PromotionsTotal: 5, RollbacksTotal: 3, VerificationFailuresTotal: 6,
+		CopyBytesTotal: 1, CopyRequestsTotal: 1} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != want {
+			t.Errorf("%s: %d series (%v), want %d", name, n, err, want)
+		}
+	}
+	if got := testutil.ToFloat64(r.rollbacks.WithLabelValues("shop", "web", "prod", "manual")); got != 1 {
+		t.Errorf("manual rollbacks = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.rollbacks.WithLabelValues("shop", "web", "prod", "health_failed")); got != 0 {
+		t.Errorf("health_failed rollbacks = %v, want 0", got)
+	}
+	if n := testutil.CollectAndCount(r.promotions, PromotionsTotal); n != 5 {
+		t.Errorf("%d promotion series", n)
+	}
+	r.Forget(Promotion{Namespace: "shop", Name: "web"})
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+		t.Errorf("%d series left after Forget (%v)", n, err)
+	}
+}
