@@ -115,6 +115,13 @@ func prepare(opts Options) (*Cluster, error) {
 		}
 		c.Dir, c.tempDir = dir, true
 	}
+	// Components run with paths to their files; absolute ones hold wherever a caller later changes directory.
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		c.removeTemp()
+		return nil, fmt.Errorf("resolving the state folder %s: %w", c.Dir, err)
+	}
+	c.Dir = abs
 	if err := c.layout(); err != nil {
 		c.removeTemp()
 		return nil, err

@@ -15,8 +15,9 @@ const (
 	// nodeAnnotation marks the Nodes kwok manages (--manage-nodes-with-annotation-selector).
 	nodeAnnotation      = "kwok.x-k8s.io/node"
 	nodeAnnotationValue = "fake"
-	// NodeLabel is set on every fake Node (value "kwok"), for workloads that want to select them explicitly.
-	NodeLabel = "type"
+	// NodeLabel=NodeLabelValue is set on every fake Node, for workloads that want to select them explicitly.
+	NodeLabel      = "type"
+	NodeLabelValue = "kwok"
 )
 
 // createNodes registers the fake Nodes, as kubelets would, with a capacity large enough for any test workload.
@@ -42,7 +43,7 @@ func fakeNode(name string) *corev1.Node {
 			Name:        name,
 			Annotations: map[string]string{nodeAnnotation: nodeAnnotationValue},
 			Labels: map[string]string{
-				NodeLabel:                       "kwok",
+				NodeLabel:                       NodeLabelValue,
 				corev1.LabelHostname:            name,
 				corev1.LabelOSStable:            "linux",
 				corev1.LabelArchStable:          "amd64",

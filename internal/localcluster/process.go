@@ -81,6 +81,9 @@ var errPortTaken = errors.New("its port was taken")
 
 // logTail is the end of the log formatted to follow an error message.
 func (p *process) logTail() string {
+	if p == nil {
+		return ""
+	}
 	tail, err := tailFile(p.logPath, tailLines)
 	if err != nil {
 		return fmt.Sprintf("; reading its log: %v", err)
