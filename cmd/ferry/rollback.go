@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
@@ -39,11 +42,11 @@ func newRollbackCmd() *cobra.Command {
 		Short: "Roll a stage back to its previous digest, or to a digest from its history, through Git",
 		Long: "Ask Ferry to roll one stage back by setting the " + ferryv1.RollbackAnnotation + " annotation on the\n" +
 			"Promotion. Without --to the stage returns to the newest promoted digest before the one it runs; with --to\n" +
-			"it returns to that digest, which must be in the stage's history (see `ferry history`; a prefix of at least\n" +
-			"12 hex characters is enough). Ferry commits the older pin to Git, syncs it, records who asked, and holds the\n" +
+			"it returns to that digest, which must have been promoted in the stage (see `ferry history`; a prefix of at\n" +
+			"least 12 hex characters is enough). Ferry commits the older pin to Git, syncs it, records who asked, and holds the\n" +
 			"stage there until a newer digest arrives. The command checks everything first and changes nothing on bad\n" +
 			"input; it refuses while another rollback is pending. It then waits (--wait) until the controller reports\n" +
-			"the stage rolled back, printing each step.",
+			"the stage rolled back, printing each step, and fails with the controller's reason if it refuses.",
 		Example: "  ferry rollback shop --stage prod\n  ferry rollback shop --stage prod --to sha256:4f1c2a9be0d7 --timeout 20m",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -173,7 +176,18 @@ func explicitTarget(promotion string, s ferryv1.StageStatus, to digestArg) (stri
 	if target == s.Digest {
 		return "", fmt.Errorf("--to %s: stage %q already runs that digest", target, s.Name)
 	}
-	return target, nil
+	// Only a digest that once ran healthy in the stage is a place to return to; the controller refuses others.
+	var outcomes []string
+	for _, h := range s.History {
+		if h.Digest == target {
+			if h.Outcome == ferryv1.OutcomePromoted {
+				return target, nil
+			}
+			outcomes = append(outcomes, string(h.Outcome))
+		}
+	}
+	return "", fmt.Errorf("--to %s: was never promoted in stage %q (its history says %s); only a digest that was "+
+		"promoted there can be rolled back to", target, s.Name, strings.Join(outcomes, ", "))
 }
 
 // previousDigest is what the controller returns to without --to: the newest digest the stage was promoted to
@@ -231,7 +245,7 @@ func (w *rollbackWatcher) observe(p *ferryv1.Promotion) (bool, error) {
 	w.pending = p.Annotations[ferryv1.RollbackAnnotation] == req.value
 	w.progress(s)
 	if w.pending {
-		return false, nil
+		return false, refused(p)
 	}
 	// The controller records the rollback in status before it removes the annotation, so from here on the
 	// status tells the whole story. Without --to the controller's choice, recorded as the hold, is the target.
@@ -261,6 +275,20 @@ func (w *rollbackWatcher) observe(p *ferryv1.Promotion) (bool, error) {
 	}
 	return false, nil
 }
+
+// refused returns the controller's reason when it stalled on the rollback annotation: it leaves the annotation in
+// place and says why in the Stalled condition, whose message starts with the field at fault.
+func refused(p *ferryv1.Promotion) error {
+	c := apimeta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionStalled)
+	if c == nil || c.Status != metav1.ConditionTrue || !strings.HasPrefix(c.Message, rollbackField) {
+		return nil
+	}
+	return fmt.Errorf("the controller refused the rollback (%s): %s; remove the annotation (kubectl annotate "+
+		"promotion %s %s-) and try again", c.Reason, c.Message, p.Name, ferryv1.RollbackAnnotation)
+}
+
+// rollbackField is how the controller's messages name the rollback annotation.
+const rollbackField = "metadata.annotations[" + ferryv1.RollbackAnnotation + "]"
 
 // newEntry is the newest history entry for the target that was not there when the rollback was requested.
 func (w *rollbackWatcher) newEntry(s ferryv1.StageStatus) *ferryv1.StageHistoryEntry {

@@ -143,7 +143,7 @@ func TestRollbackToADigestWithoutWaiting(t *testing.T) {
 	createShop(t, e, ns)
 
 	// A prefix from `ferry history` is enough; the annotation carries the full digest.
-	out, err := runFerry(t, "rollback", "shop", "--stage", "prod", "--to", shortDigest(digestX), "--wait=false",
+	out, err := runFerry(t, "rollback", "shop", "--stage", "prod", "--to", shortDigest(digestA), "--wait=false",
 		"--kubeconfig", kubeconfig)
 	if err != nil {
 		t.Fatalf("ferry rollback --wait=false: %v\n%s", err, out)
@@ -152,13 +152,13 @@ func TestRollbackToADigestWithoutWaiting(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 	p := getShop(t, e, ns, "shop")
-	if v := p.Annotations[ferryv1.RollbackAnnotation]; v != "prod="+digestX {
-		t.Fatalf("annotation = %q, want prod=%s", v, digestX)
+	if v := p.Annotations[ferryv1.RollbackAnnotation]; v != "prod="+digestA {
+		t.Fatalf("annotation = %q, want prod=%s", v, digestA)
 	}
 
 	// A second request while the first is pending changes nothing.
 	_, err = runFerry(t, "rollback", "shop", "--stage", "dev", "--wait=false", "--kubeconfig", kubeconfig)
-	if err == nil || !strings.Contains(err.Error(), `a rollback is already pending on promotion "shop" (ferry.dev/rollback="prod=`+digestX+`")`) {
+	if err == nil || !strings.Contains(err.Error(), `a rollback is already pending on promotion "shop" (ferry.dev/rollback="prod=`+digestA+`")`) {
 		t.Errorf("second rollback: err = %v", err)
 	}
 	if after := getShop(t, e, ns, "shop"); after.ResourceVersion != p.ResourceVersion {
@@ -190,6 +190,8 @@ func TestRollbackRefusesBadInputAndChangesNothing(t *testing.T) {
 		{[]string{"shop", "--stage", "prod", "--to", "v1.2.3"}, `--to "v1.2.3": not a digest`},
 		{[]string{"shop", "--stage", "dev", "--to", "sha256:aaaaaaaaaaaa"}, "--to sha256:aaaaaaaaaaaa: prefix matches 2 digests"},
 		{[]string{"shop", "--stage", "prod", "--to", digestB}, `--to ` + digestB + `: stage "prod" already runs that digest`},
+		{[]string{"shop", "--stage", "prod", "--to", digestX},
+			`--to ` + digestX + `: was never promoted in stage "prod" (its history says Rejected)`},
 		{[]string{"shop", "--stage", "staging"}, `stage "staging" of promotion "shop" has no previous digest`},
 		{[]string{"fresh", "--stage", "prod"}, `stage "prod" of promotion "fresh" runs no digest yet`},
 		{[]string{"shop", "--stage", "prod", "--timeout", "0s"}, "--timeout 0s: must be positive"},
@@ -318,6 +320,22 @@ func TestRollbackWatcherFollowsTheStatus(t *testing.T) {
 		_, err := w.observe(p)
 		if err == nil || !strings.HasSuffix(err.Error(), "failed: Failed: analysis: error rate 7% > 1%") {
 			t.Errorf("err = %v", err)
+		}
+	})
+
+	t.Run("the controller refuses the request", func(t *testing.T) {
+		w := &rollbackWatcher{req: newReq(true, digestA), out: &bytes.Buffer{}}
+		p := pending(base())
+		p.Status.Conditions = []metav1.Condition{{Type: ferryv1.ConditionStalled, Status: metav1.ConditionTrue,
+			Reason: "InvalidRollbackRequest", Message: rollbackField + `: stage "prod" has no earlier promoted digest to roll back to`}}
+		_, err := w.observe(p)
+		if err == nil || !strings.Contains(err.Error(), `the controller refused the rollback (InvalidRollbackRequest): `+
+			`metadata.annotations[ferry.dev/rollback]: stage "prod" has no earlier promoted digest`) {
+			t.Errorf("err = %v", err)
+		}
+		p.Status.Conditions[0].Message = "spec.git.secretRef: Secret not found" // stalled, but not on the rollback
+		if _, err := w.observe(p); err != nil {
+			t.Errorf("a stall about something else ended the wait: %v", err)
 		}
 	})
 
