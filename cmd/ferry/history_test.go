@@ -39,7 +39,7 @@ func entry(d string, hours int, o ferryv1.Outcome, commit, approver string) ferr
 // fixtureStages is the shop Promotion's status: dev runs C, staging runs B with C in flight, prod runs B after
 // rejecting X; A and A2 are older digests.
 func fixtureStages() []ferryv1.StageStatus {
-	since := at(7)
+	since, inFlight := at(7), metav1.NewTime(fixtureTime.Add(7*time.Hour+30*time.Minute))
 	prodB := entry(digestB, 5, ferryv1.OutcomePromoted, strings.Repeat("3", 40), "alice")
 	prodB.PullRequestURL = "http://127.0.0.1:3000/acme/shop-deploy/pulls/7"
 	prodX := entry(digestX, 6, ferryv1.OutcomeRejected, "", "")
@@ -52,7 +52,7 @@ func fixtureStages() []ferryv1.StageStatus {
 			entry(digestA2, 1, ferryv1.OutcomePromoted, strings.Repeat("a2", 20), "automatic"),
 			entry(digestA, 0, ferryv1.OutcomePromoted, strings.Repeat("a0", 20), "automatic"),
 		}},
-		{Name: "staging", Phase: ferryv1.PhaseSoaking, Digest: digestB, InFlightDigest: digestC, Since: &since,
+		{Name: "staging", Phase: ferryv1.PhaseSoaking, Digest: digestB, InFlightDigest: digestC, Since: &since, InFlightSince: &inFlight,
 			History: []ferryv1.StageHistoryEntry{entry(digestB, 3, ferryv1.OutcomePromoted, strings.Repeat("5", 40), "automatic")}},
 		{Name: "prod", Phase: ferryv1.PhasePromoted, Digest: digestB, Since: &since, History: []ferryv1.StageHistoryEntry{
 			prodX, prodB, entry(digestA, 1, ferryv1.OutcomePromoted, strings.Repeat("1", 40), "bob"),

@@ -130,12 +130,12 @@ func provenanceOf(p *ferryv1.Promotion, digest string) []provenanceRecord {
 		history := newestFirst(s.History)
 		if s.Digest == digest {
 			r := fromHistory(base, history, digest)
-			r.Where, r.Phase, r.Outcome, r.Time, r.Reason = whereRunning, s.Phase, "", s.Since, ""
+			r.Where, r.Phase, r.Outcome, r.Time, r.Reason = whereRunning, s.Phase, "", firstSet(s.HealthySince, s.Since), ""
 			recs = append(recs, r)
 		}
 		if s.InFlightDigest == digest {
 			r := base
-			r.Where, r.Phase, r.Time = whereInFlight, s.Phase, s.Since
+			r.Where, r.Phase, r.Time, r.Source = whereInFlight, s.Phase, firstSet(s.InFlightSince, s.Since), s.InFlightSource
 			if s.PullRequest != nil && s.PullRequest.Digest == digest {
 				r.PullRequestURL = s.PullRequest.URL
 			}
@@ -148,6 +148,16 @@ func provenanceOf(p *ferryv1.Promotion, digest string) []provenanceRecord {
 		}
 	}
 	return recs
+}
+
+// firstSet returns the first time that is set: the most precise one the controller recorded.
+func firstSet(times ...*metav1.Time) *metav1.Time {
+	for _, t := range times {
+		if t != nil {
+			return t
+		}
+	}
+	return nil
 }
 
 // fromHistory fills a running record with the provenance of the newest history entry of the same digest: the

@@ -45,7 +45,7 @@ func TestProvenanceFindsEveryStageThatRanTheDigest(t *testing.T) {
 
 	// In flight: staging is soaking B with C on its way in; the rejection reason of X is kept.
 	out, err = runFerry(t, "provenance", digestC, "--kubeconfig", kubeconfig)
-	if err != nil || !regexp.MustCompile(`(?m)^shop\s+staging\s+in-flight\s+Soaking\s`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`(?m)^shop\s+staging\s+in-flight\s+Soaking\s+2026-03-01T19:30:00Z\s`).MatchString(out) {
 		t.Errorf("in-flight digest: %v\n%s", err, out)
 	}
 	out, err = runFerry(t, "provenance", digestX, "--kubeconfig", kubeconfig)
