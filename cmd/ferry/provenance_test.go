@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferrycd/ferry/internal/testenv"
 )
@@ -159,4 +163,42 @@ func FuzzParseDigestArg(f *testing.F) {
 			t.Fatalf("resolve(%q) = %q, %v", full, got, err)
 		}
 	})
+}
+
+// countingReader passes reads through to the real API server and counts them.
+type countingReader struct {
+	client.Reader
+	gets, lists int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.lists++
+	return c.Reader.List(ctx, list, opts...)
+}
+
+func TestProvenanceReadsStatusWithOneList(t *testing.T) {
+	e := testenv.Need(t, kubeEnv)
+	ns := e.Namespace(t)
+	createShop(t, e, ns)
+	createPromotion(t, e, ns, "fresh", nil)
+	c := &countingReader{Reader: e.Client}
+	d, err := parseDigestArg("DIGEST", digestB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runProvenance(context.Background(), &out, c, ns, d, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if c.lists != 1 || c.gets != 0 {
+		t.Errorf("%d List and %d Get calls, want one List", c.lists, c.gets)
+	}
+	if strings.Count(out.String(), "\nshop ") != 5 {
+		t.Errorf("output:\n%s", out.String())
+	}
 }
