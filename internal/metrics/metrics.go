@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Metric names, exported so that dashboards, alert rules and their tests refer to the same strings.
@@ -80,18 +79,9 @@ type Recorder struct {
 	digests map[Stage]string
 }
 
-// Default is the Recorder registered on controller-runtime's registry, served on the manager's metrics endpoint.
-var Default = mustNew(ctrlmetrics.Registry)
-
-func mustNew(reg prometheus.Registerer) *Recorder {
-	r, err := New(reg)
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
-
-// New creates a Recorder and registers its metrics on reg. Tests pass their own registry.
+// New creates a Recorder and registers its metrics on reg: controller-runtime's metrics.Registry in the
+// manager, so that its /metrics endpoint serves them, or a test's own registry. Nothing registers on import, so
+// a second New on the same registry is the only way to get a duplicate-registration error.
 func New(reg prometheus.Registerer) (*Recorder, error) {
 	stage := []string{labelNamespace, labelPromotion, labelStage}
 	with := func(extra ...string) []string { return append(append([]string{}, stage...), extra...) }

@@ -286,16 +286,23 @@ func TestMetricsPassTheLinter(t *testing.T) {
 	}
 }
 
-func TestDefaultIsServedByTheManagersRegistry(t *testing.T) {
-	s := Stage{Namespace: "default-test", Promotion: "p", Stage: "s"}
-	Default.CountPromotion(s, ResultFailed)
-	t.Cleanup(func() { Default.Forget(Promotion{Namespace: s.Namespace, Name: s.Promotion}) })
+func TestRegisteredOnTheManagersRegistry(t *testing.T) {
+	r, err := New(ctrlmetrics.Registry)
+	if err != nil {
+		t.Fatalf("registering on controller-runtime's registry: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, c := range r.collectors() {
+			ctrlmetrics.Registry.Unregister(c)
+		}
+	})
+	r.CountPromotion(Stage{Namespace: "ns", Promotion: "p", Stage: "s"}, ResultFailed)
 	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, PromotionsTotal)
 	if err != nil || n != 1 {
 		t.Errorf("controller-runtime's registry serves %d %s series (%v), want 1", n, PromotionsTotal, err)
 	}
-	if _, err := New(ctrlmetrics.Registry); err == nil {
-		t.Error("registering the metrics twice on one registry succeeded")
+	if _, err := New(ctrlmetrics.Registry); err == nil || !strings.Contains(err.Error(), "registering Ferry's metrics") {
+		t.Errorf("registering the metrics twice on one registry: %v", err)
 	}
 }
 
