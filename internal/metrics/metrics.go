@@ -117,8 +117,12 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 			Buckets: pullRequestBuckets}, stage),
 		digests: map[Stage]string{},
 	}
-	for _, c := range r.collectors() {
+	for i, c := range r.collectors() {
 		if err := reg.Register(c); err != nil {
+			// Leave the registry as it was, so that a failed New has no half-registered metrics.
+			for _, done := range r.collectors()[:i] {
+				reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("registering Ferry's metrics: %w", err)
 		}
 	}

@@ -345,3 +345,17 @@ func TestInitCreatesZeroedCountersThatForgetRemoves(t *testing.T) {
 		t.Errorf("%d series left after Forget (%v)", n, err)
 	}
 }
+
+func TestFailedNewLeavesTheRegistryAsItWas(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	// Another metric already owns one of Ferry's names, so New fails part-way through.
+	taken := prometheus.NewGauge(prometheus.GaugeOpts{Name: StageDrift, Help: "someone else's"})
+	reg.MustRegister(taken)
+	if _, err := New(reg); err == nil {
+		t.Fatal("New succeeded on a registry that already has " + StageDrift)
+	}
+	reg.Unregister(taken)
+	if _, err := New(reg); err != nil {
+		t.Errorf("New after a failed New: %v (metrics left half-registered)", err)
+	}
+}
