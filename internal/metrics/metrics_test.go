@@ -348,8 +348,13 @@ func TestInitCreatesZeroedCountersThatForgetRemoves(t *testing.T) {
 
 func TestFailedNewLeavesTheRegistryAsItWas(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
-	// Another metric already owns one of Ferry's names, so New fails part-way through.
-	taken := prometheus.NewGauge(prometheus.GaugeOpts{Name: StageDrift, Help: "someone else's"})
+	// Another Recorder's drift gauge is already there, so New fails part-way through, after registering the
+	// metrics that come before it.
+	other, err := New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := other.drift
 	reg.MustRegister(taken)
 	if _, err := New(reg); err == nil {
 		t.Fatal("New succeeded on a registry that already has " + StageDrift)
