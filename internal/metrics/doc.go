@@ -1,5 +1,5 @@
-// Package metrics owns Ferry's Prometheus metrics: their names, labels and buckets, registered on
-// controller-runtime's registry so the manager's /metrics endpoint serves them. The reconciler records through the
-// typed Recorder, never with label strings of its own. It must not decide anything: it only counts and observes
-// what callers report, and keeps one series per stage for digests so that a scrape shows only what runs now.
+// Package metrics owns Ferry's Prometheus metrics: their names, labels and buckets. The manager registers them
+// once on controller-runtime's registry (New(ctrlmetrics.Registry)) so its /metrics endpoint serves them; the
+// reconciler records through the typed Recorder, never with label strings of its own. It must not decide
+// anything: it counts and observes what callers report, and keeps one digest series per stage.
 package metrics
