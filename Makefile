@@ -52,6 +52,7 @@ controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sched
 .PHONY: test-tools
 test-tools: controlplane ## Build or install every real tool the tests use.
 	hack/cosign.sh >/dev/null
+	hack/kwok.sh >/dev/null
 	hack/gitea.sh >/dev/null
 	hack/registry.sh >/dev/null
 
@@ -61,17 +62,21 @@ test-tools: controlplane ## Build or install every real tool the tests use.
 test: vet test-tools ## Run every test (race detector on) against real parts.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" \
 	FERRY_COSIGN="$$(hack/cosign.sh)" \
+	FERRY_KWOK="$$(hack/kwok.sh)" \
 	FERRY_GITEA="$$(hack/gitea.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks that check Ferry's speed and memory targets, printing ratios against the peers.
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/...
+bench: test-tools ## Run the benchmarks that check Ferry's speed and memory targets, printing ratios against the peers.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
+	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" FERRY_GITEA="$$(hack/gitea.sh)" \
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/... ./controllers/...
 
 .PHONY: demo
-demo: build controlplane ## Start a local control plane and the controller, apply the 3-stage sample and show what Ferry does.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) run ./hack/demo
+demo: build controlplane ## Run Ferry end to end on a local cluster: sign, promote dev -> staging -> prod, roll back.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_COSIGN="$$(hack/cosign.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
+	$(GO) run ./hack/demo
 
 .PHONY: help
 help: ## Show this help.

@@ -44,16 +44,17 @@ type Health struct {
 	Healthy, Degraded bool
 	// Message names the least healthy resource and why.
 	Message string
-	// RunningImages are the images the stage's workloads run, for drift detection.
-	RunningImages []string
+	// Drift lists workloads that do not run the declared image, one sentence each.
+	Drift []string
 }
 
 // Syncer applies rendered stage files and observes health.
 type Syncer interface {
 	// Apply renders the files in dir and applies them; applying the same revision twice changes nothing.
 	Apply(ctx context.Context, t SyncTarget, dir, revision string) error
-	// Health assesses what was applied for t.
-	Health(ctx context.Context, t SyncTarget) (Health, error)
+	// Health assesses the objects the files in dir declare, and whether their workloads run declaredImage
+	// ("repository@sha256:…").
+	Health(ctx context.Context, t SyncTarget, dir, declaredImage string) (Health, error)
 }
 
 // Default waits between checks of things that change outside Ferry.

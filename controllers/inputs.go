@@ -31,7 +31,7 @@ func buildInputs(p *ferryv1.Promotion, refs referenceData) (*engineInputs, error
 	in := &engineInputs{
 		stages:       make([]registry.Options, len(spec.Stages)),
 		pullRequests: make([]*scm.Config, len(spec.Stages)),
-		author:       gitops.Author{Name: spec.Git.Author.Name, Email: spec.Git.Author.Email},
+		author:       gitops.Author{Name: orDefault(spec.Git.Author.Name, "Ferry"), Email: orDefault(spec.Git.Author.Email, "ferry@ferry.dev")},
 	}
 	var err error
 	if in.source, err = registryOptions("spec.source.registry", spec.Source.Image, spec.Source.Registry, refs); err != nil {
@@ -43,7 +43,7 @@ func buildInputs(p *ferryv1.Promotion, refs referenceData) (*engineInputs, error
 			return nil, err
 		}
 		if pr := st.Approval.PullRequest; pr != nil && st.Approval.Mode == ferryv1.ApprovalPullRequest {
-			token := refs[fmt.Sprintf("spec.stages[%d].approval.pullRequest.tokenSecretRef", i)][keyOr(pr.TokenSecretRef.Key, keyToken)]
+			token := refs[fmt.Sprintf("spec.stages[%d].approval.pullRequest.tokenSecretRef", i)][orDefault(pr.TokenSecretRef.Key, keyToken)]
 			in.pullRequests[i] = &scm.Config{Provider: scmProviderName(pr.Provider), APIURL: pr.APIURL, Token: string(token)}
 		}
 	}
@@ -64,7 +64,7 @@ func registryOptions(field, repo string, a ferryv1.RegistryAccess, refs referenc
 		o.Keychain = kc
 	}
 	if a.CABundleRef != nil {
-		o.CABundle = refs[field+".caBundleRef"][keyOr(a.CABundleRef.Key, keyCABundle)]
+		o.CABundle = refs[field+".caBundleRef"][orDefault(a.CABundleRef.Key, keyCABundle)]
 	}
 	if a.Insecure {
 		r, err := name.NewRepository(repo, name.Insecure)
@@ -79,13 +79,13 @@ func registryOptions(field, repo string, a ferryv1.RegistryAccess, refs referenc
 func verificationPolicy(v *ferryv1.VerificationSpec, refs referenceData) signature.Policy {
 	pol := signature.Policy{Threshold: int(v.Threshold)}
 	for i, k := range v.Keys {
-		pol.Keys = append(pol.Keys, refs[fmt.Sprintf("spec.verification.keys[%d].secretRef", i)][keyOr(k.SecretRef.Key, keyCosignPub)])
+		pol.Keys = append(pol.Keys, refs[fmt.Sprintf("spec.verification.keys[%d].secretRef", i)][orDefault(k.SecretRef.Key, keyCosignPub)])
 	}
 	for _, id := range v.Keyless {
 		pol.Identities = append(pol.Identities, signature.Identity{Issuer: id.Issuer, Subject: id.Subject, SubjectRegexp: id.SubjectRegex})
 	}
 	if tr := v.TrustedRootRef; tr != nil {
-		pol.TrustedRoot = refs["spec.verification.trustedRootRef"][keyOr(tr.Key, keyTrustedRoot)]
+		pol.TrustedRoot = refs["spec.verification.trustedRootRef"][orDefault(tr.Key, keyTrustedRoot)]
 	}
 	for _, a := range v.RequiredAttestations {
 		pol.RequiredAttestations = append(pol.RequiredAttestations, a.PredicateType)
@@ -110,7 +110,7 @@ func commitSigning(s *ferryv1.CommitSigning, refs referenceData) *gitops.Signing
 		return nil
 	}
 	data := refs["spec.git.signing.secretRef"]
-	key := data[keyOr(s.SecretRef.Key, keySigning)]
+	key := data[orDefault(s.SecretRef.Key, keySigning)]
 	sign := &gitops.Signing{KeyPassphrase: string(data["passphrase"])}
 	if s.Format == ferryv1.SigningSSH {
 		sign.SSHKey = key

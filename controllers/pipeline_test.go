@@ -15,6 +15,7 @@ import (
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/gitserver"
+	"github.com/ferrycd/ferry/internal/registry"
 	"github.com/ferrycd/ferry/internal/signature"
 	"github.com/ferrycd/ferry/internal/signature/signaturetest"
 	"github.com/ferrycd/ferry/internal/testenv"
@@ -43,7 +44,8 @@ func newPipelineFixture(t *testing.T, e *testenv.Env) *pipelineFixture {
 	f.repoURL = f.git.NewRepo("acme/deploy", map[string]string{
 		"envs/dev/kustomization.yaml": "# dev stage\nresources:\n  - deployment.yaml\nimages:\n  - name: " +
 			f.stageReg.Host + "/dev/shop # pinned by Ferry\n    newTag: \"0.9\"\n",
-		"envs/dev/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\n",
+		"envs/dev/deployment.yaml":     deploymentYAML(f.stageReg.Host + "/dev/shop:0.9"),
+		"envs/staging/deployment.yaml": deploymentYAML(f.stageReg.Host + "/staging/shop:0.9"),
 	})
 	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cosign", Namespace: f.ns},
 		Data: map[string][]byte{"cosign.pub": f.signer.PublicKeyPEM}}
@@ -176,6 +178,26 @@ func TestUnsignedDigestGoesNowhere(t *testing.T) {
 	}
 }
 
+// deploymentYAML is the stage's workload as a platform team writes it.
+func deploymentYAML(image string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: shop}
+  template:
+    metadata:
+      labels: {app: shop}
+    spec:
+      containers:
+        - name: shop
+          image: ` + image + `
+`
+}
+
 func newGitEngine(t *testing.T) *gitops.Engine {
 	t.Helper()
 	g, err := gitops.New(gitops.Options{CacheDir: t.TempDir()})
@@ -216,4 +238,60 @@ func TestRegistryWebhookPromotesAtOnce(t *testing.T) {
 		log := f.git.Log("acme/deploy")
 		return log[0].Trailers[gitops.TrailerDigest] == digest.DigestStr(), log[0].Subject
 	})
+}
+
+// TestRestartAfterPushCommitsOnce covers the worst moment to crash: the pin was pushed but status still says
+// Writing. The restarted controller must recognise its own commit and not commit again.
+func TestRestartAfterPushCommitsOnce(t *testing.T) {
+	e := testenv.Need(t, env)
+	f := newPipelineFixture(t, e)
+	ctx := context.Background()
+	digest := f.pushRelease(t, "1.0.0", true)
+	p := f.promotion()
+	if err := e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// The state a crashed controller left: copied, pushed, status not yet past Writing.
+	src := f.source.Host + "/acme/shop@" + digest.DigestStr()
+	now := metav1.Now()
+	p.Status.Candidate = &ferryv1.CandidateStatus{Digest: digest.DigestStr(), Tag: "1.0.0", Verified: true, DiscoveredAt: &now}
+	p.Status.Stages = []ferryv1.StageStatus{{Name: "dev", Phase: ferryv1.PhaseWriting, Since: &now,
+		InFlightDigest: digest.DigestStr(), InFlightSource: src, InFlightSince: &now}}
+	if err := e.Client.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	git := newGitEngine(t)
+	if _, err := copyForTest(ctx, src, f.stageReg.Host+"/dev/shop"); err != nil {
+		t.Fatal(err)
+	}
+	s := &scope{p: p, in: &engineInputs{git: gitops.Remote{URL: f.repoURL, Branch: p.Spec.Git.Branch},
+		author: gitops.Author{Name: p.Spec.Git.Author.Name, Email: p.Spec.Git.Author.Email}}}
+	before, err := git.Pin(ctx, s.pinRequest(0, false))
+	if err != nil || !before.Changed {
+		t.Fatalf("the pre-crash push: %+v, %v", before, err)
+	}
+
+	startManager(t, Engines{Git: newGitEngine(t)}) // a fresh cache, as after a restart on another node
+	eventually(t, "dev to go past Writing", func() (bool, string) {
+		got := getPromotion(t, e.Client, f.ns, p.Name)
+		st := got.Status.Stages[0]
+		return st.Phase == ferryv1.PhaseSyncing, string(st.Phase) + ": " + st.Message
+	})
+	got := getPromotion(t, e.Client, f.ns, p.Name)
+	if lc := got.Status.Stages[0].LastCommit; lc != before.CommitSHA {
+		t.Errorf("lastCommit %s, want the pre-crash commit %s", lc, before.CommitSHA)
+	}
+	if n := len(f.git.Log("acme/deploy")); n != 2 {
+		t.Errorf("%d commits after the restart, want the initial one and exactly one pin", n)
+	}
+}
+
+// copyForTest copies src into dst as the controller's copy step does.
+func copyForTest(ctx context.Context, src, dst string) (registry.CopyResult, error) {
+	c, err := registry.NewClient(registry.Options{})
+	if err != nil {
+		return registry.CopyResult{}, err
+	}
+	defer c.Close()
+	return c.Copy(ctx, src, dst)
 }

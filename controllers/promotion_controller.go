@@ -156,6 +156,7 @@ func (r *PromotionReconciler) patchStatus(ctx context.Context, s *scope, err err
 		prev = &c
 	}
 	setConditions(p, err, r.Engines.Git != nil)
+	setDriftCondition(p, s.drift, err == nil || s.waiting == err)
 	if _, stalled := asStalling(err); err == nil || stalled {
 		p.Status.ObservedGeneration = p.Generation
 	}

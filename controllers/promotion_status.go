@@ -61,6 +61,26 @@ func setConditions(p *ferryv1.Promotion, err error, running bool) {
 	}
 }
 
+// ConditionDrifted says that a stage's workloads do not run the digest Git declares for it.
+const (
+	ConditionDrifted = "Drifted"
+	ReasonImageDrift = "ImageDrift"
+)
+
+// setDriftCondition reports drift found by a reconcile that ran to the end (checked says so); an incomplete
+// reconcile leaves the condition as it was.
+func setDriftCondition(p *ferryv1.Promotion, drift []string, checked bool) {
+	if !checked {
+		return
+	}
+	if len(drift) == 0 {
+		apimeta.RemoveStatusCondition(&p.Status.Conditions, ConditionDrifted)
+		return
+	}
+	apimeta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: ConditionDrifted, Status: metav1.ConditionTrue,
+		Reason: ReasonImageDrift, Message: strings.Join(drift, "; "), ObservedGeneration: p.Generation})
+}
+
 func firstInFlight(p *ferryv1.Promotion) *ferryv1.StageStatus {
 	for i := range p.Status.Stages {
 		if p.Status.Stages[i].InFlightDigest != "" {

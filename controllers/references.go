@@ -49,7 +49,7 @@ func references(p *ferryv1.Promotion) []reference {
 		}
 		if a.CABundleRef != nil {
 			add(field+".caBundleRef", kindOrConfigMap(a.CABundleRef.Kind), a.CABundleRef.Name,
-				keyHolds(keyOr(a.CABundleRef.Key, keyCABundle), parseCertificates))
+				keyHolds(orDefault(a.CABundleRef.Key, keyCABundle), parseCertificates))
 		}
 	}
 
@@ -57,18 +57,18 @@ func references(p *ferryv1.Promotion) []reference {
 	addAccess("spec.source.registry", spec.Source.Registry)
 	for i, k := range spec.Verification.Keys {
 		add(fmt.Sprintf("spec.verification.keys[%d].secretRef", i), ferryv1.SecretKind, k.SecretRef.Name,
-			keyHolds(keyOr(k.SecretRef.Key, keyCosignPub), parsePublicKey))
+			keyHolds(orDefault(k.SecretRef.Key, keyCosignPub), parsePublicKey))
 	}
 	if tr := spec.Verification.TrustedRootRef; tr != nil {
 		add("spec.verification.trustedRootRef", kindOrConfigMap(tr.Kind), tr.Name,
-			keyHolds(keyOr(tr.Key, keyTrustedRoot), parseTrustedRoot))
+			keyHolds(orDefault(tr.Key, keyTrustedRoot), parseTrustedRoot))
 	}
 	if spec.Git.SecretRef != nil {
 		add("spec.git.secretRef", ferryv1.SecretKind, spec.Git.SecretRef.Name, gitCredentials)
 	}
 	if s := spec.Git.Signing; s != nil {
 		add("spec.git.signing.secretRef", ferryv1.SecretKind, s.SecretRef.Name,
-			keyHolds(keyOr(s.SecretRef.Key, keySigning), signingKeyParser(s.Format)))
+			keyHolds(orDefault(s.SecretRef.Key, keySigning), signingKeyParser(s.Format)))
 	}
 	for i := range spec.Stages {
 		st := &spec.Stages[i]
@@ -76,11 +76,11 @@ func references(p *ferryv1.Promotion) []reference {
 		addAccess(field+".registry", st.Registry.RegistryAccess)
 		if pr := st.Approval.PullRequest; pr != nil {
 			add(field+".approval.pullRequest.tokenSecretRef", ferryv1.SecretKind, pr.TokenSecretRef.Name,
-				keyHolds(keyOr(pr.TokenSecretRef.Key, keyToken), nonEmpty))
+				keyHolds(orDefault(pr.TokenSecretRef.Key, keyToken), nonEmpty))
 		}
 		if kc := st.Sync.KubeconfigSecretRef; kc != nil {
 			add(field+".sync.kubeconfigSecretRef", ferryv1.SecretKind, kc.Name,
-				keyHolds(keyOr(kc.Key, keyKubeconfig), parseKubeconfig))
+				keyHolds(orDefault(kc.Key, keyKubeconfig), parseKubeconfig))
 		}
 		if a := st.Analysis; a != nil && a.Prometheus.SecretRef != nil {
 			add(field+".analysis.prometheus.secretRef", ferryv1.SecretKind, a.Prometheus.SecretRef.Name,
@@ -90,11 +90,12 @@ func references(p *ferryv1.Promotion) []reference {
 	return refs
 }
 
-func keyOr(key, def string) string {
-	if key == "" {
+// orDefault is value, or def when value is empty (keys of referenced objects, author fields).
+func orDefault(value, def string) string {
+	if value == "" {
 		return def
 	}
-	return key
+	return value
 }
 
 func kindOrConfigMap(k ferryv1.ObjectKind) ferryv1.ObjectKind {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/metrics"
 )
 
 // Reasons of rollbacks.
@@ -68,7 +69,14 @@ func (r *PromotionReconciler) rollbackRequest(ctx context.Context, s *scope) err
 		if err := r.abandonInFlight(ctx, s, i, "superseded by a rollback to "+target); err != nil {
 			return err
 		}
-		r.startRollback(s, i, target, ReasonRollbackRequested, annotationSetter(s.p, ferryv1.RollbackAnnotation))
+		by := annotationSetter(s.p, ferryv1.RollbackAnnotation)
+		if st.Digest != "" && st.Digest != target {
+			// The digest rolled back from ends its time here: held stages refuse it until a newer one arrives.
+			s.record(i, ferryv1.StageHistoryEntry{Digest: st.Digest, CommitSHA: st.LastCommit, Outcome: ferryv1.OutcomeRolledBack,
+				Reason: "rolled back on request of " + by, Approver: by})
+			r.metrics().CountPromotion(s.metricsStage(i), metrics.ResultRolledBack)
+		}
+		r.startRollback(s, i, target, ReasonRollbackRequested, by)
 		if err := r.checkpoint(ctx, s); err != nil {
 			return err
 		}
@@ -85,11 +93,18 @@ func (s *scope) rollbackTarget(value string) (int, string, error) {
 		return 0, "", stalling(ReasonInvalidRollback, rollbackField, "stage %q does not exist in spec.stages", stageName)
 	}
 	st := s.stage(i)
+	// Without a digest, "previous" skips digests this stage already rolled back from or failed with.
+	troubled := map[string]bool{}
+	for _, h := range st.History {
+		if h.Outcome != ferryv1.OutcomePromoted {
+			troubled[h.Digest] = true
+		}
+	}
 	for _, h := range st.History {
 		if h.Digest == st.Digest || h.Outcome != ferryv1.OutcomePromoted {
 			continue
 		}
-		if digest == "" || h.Digest == digest {
+		if h.Digest == digest || (digest == "" && !troubled[h.Digest]) {
 			return i, h.Digest, nil
 		}
 	}

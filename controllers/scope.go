@@ -24,6 +24,8 @@ type scope struct {
 	// wait is the shortest time any step asked to be looked at again; waiting is a WaitingError of a step.
 	wait    time.Duration
 	waiting error
+	// drift lists, per settled stage, workloads that do not run the digest Git declares.
+	drift []string
 }
 
 // waitAtMost asks for the next reconcile no later than d from now.

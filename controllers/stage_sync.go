@@ -27,21 +27,50 @@ func (r *PromotionReconciler) syncStage(ctx context.Context, s *scope, i int) (b
 	if err != nil {
 		return false, err
 	}
-	dir, err := os.MkdirTemp(r.Engines.WorkDir, "checkout-")
+	err = r.withCheckout(ctx, s, i, func(dir string) error {
+		return r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
+	})
 	if err != nil {
 		return false, err
-	}
-	defer os.RemoveAll(dir)
-	files := filepath.Join(dir, "files")
-	if _, err := r.Engines.Git.Checkout(ctx, s.in.git, st.LastCommit, s.p.Spec.Stages[i].Path, files); err != nil {
-		return false, gitError(i, err)
-	}
-	if err := r.Engines.Sync.Apply(ctx, target, files, st.LastCommit); err != nil {
-		return false, fmt.Errorf("applying %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), err)
 	}
 	r.event(s.p, corev1.EventTypeNormal, ReasonSynced, "stage %s: applied %s at %s to namespace %s", st.Name, s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), target.Namespace)
 	s.setPhase(i, ferryv1.PhaseProgressing, "Applied commit %s; waiting for the rollout to become healthy.", shortSHA(st.LastCommit))
 	return true, nil
+}
+
+// withCheckout writes the stage path at the stage's last commit into a temporary folder for fn.
+func (r *PromotionReconciler) withCheckout(ctx context.Context, s *scope, i int, fn func(dir string) error) error {
+	dir, err := os.MkdirTemp(r.Engines.WorkDir, "checkout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	files := filepath.Join(dir, "files")
+	if _, err := r.Engines.Git.Checkout(ctx, s.in.git, s.stage(i).LastCommit, s.p.Spec.Stages[i].Path, files); err != nil {
+		return gitError(i, err)
+	}
+	if err := fn(files); err != nil {
+		return fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err)
+	}
+	return nil
+}
+
+// health assesses stage i as pinned at its last commit, and records drift.
+func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, digest string) (Health, error) {
+	target, err := r.syncTarget(s, i)
+	if err != nil {
+		return Health{}, err
+	}
+	declared := s.p.Spec.Stages[i].Registry.Repository + "@" + digest
+	var h Health
+	err = r.withCheckout(ctx, s, i, func(dir string) error {
+		h, err = r.Engines.Sync.Health(ctx, target, dir, declared)
+		return err
+	})
+	if err == nil {
+		r.metrics().SetDrift(s.metricsStage(i), len(h.Drift) > 0)
+	}
+	return h, err
 }
 
 // syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.
@@ -51,7 +80,7 @@ func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 		Format: stage.Manifest.Format, Owner: s.p.Namespace + "." + s.p.Name + "." + stage.Name}
 	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {
 		field := fmt.Sprintf("spec.stages[%d].sync.kubeconfigSecretRef", i)
-		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.refs[field][keyOr(kc.Key, keyKubeconfig)])
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.refs[field][orDefault(kc.Key, keyKubeconfig)])
 		if err != nil {
 			return t, stalling(ReasonInvalidReference, field, "%v", err)
 		}
@@ -65,11 +94,7 @@ func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 func (r *PromotionReconciler) awaitHealthy(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
 	stage := &s.p.Spec.Stages[i]
-	target, err := r.syncTarget(s, i)
-	if err != nil {
-		return false, err
-	}
-	h, err := r.Engines.Sync.Health(ctx, target)
+	h, err := r.health(ctx, s, i, st.InFlightDigest)
 	if err != nil {
 		return false, fmt.Errorf("assessing health: %w", err)
 	}

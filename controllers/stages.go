@@ -49,6 +49,27 @@ func (r *PromotionReconciler) promoteStages(ctx context.Context, s *scope) error
 				return err
 			}
 		}
+		if err := r.checkDrift(ctx, s, i); err != nil {
+			return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// checkDrift compares what a settled stage runs with what Git declares for it; drift is reported (condition,
+// metric), not corrected: a person decides whether the cluster or Git is right.
+func (r *PromotionReconciler) checkDrift(ctx context.Context, s *scope, i int) error {
+	st := s.stage(i)
+	settled := st.Phase == ferryv1.PhasePromoted || st.Phase == ferryv1.PhaseRolledBack
+	if r.Engines.Sync == nil || st.InFlightDigest != "" || st.Digest == "" || !settled {
+		return nil
+	}
+	h, err := r.health(ctx, s, i, st.Digest)
+	if err != nil {
+		return err
+	}
+	for _, d := range h.Drift {
+		s.drift = append(s.drift, st.Name+": "+d)
 	}
 	return nil
 }

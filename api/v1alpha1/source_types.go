@@ -197,6 +197,7 @@ type GitSpec struct {
 
 	// Author of Ferry's commits.
 	// +optional
+	// +kubebuilder:default={}
 	Author GitAuthor `json:"author,omitempty"`
 
 	// CommitMessageTemplate is a Go text/template for the commit subject and body. Fields: .Promotion, .Stage,

@@ -50,10 +50,12 @@ type StageSpec struct {
 
 	// Gates must pass before the next stage may take this stage's digest.
 	// +optional
+	// +kubebuilder:default={}
 	Gates GatesSpec `json:"gates,omitempty"`
 
 	// Rollback says when Ferry rolls the stage back on its own, by committing the previous digest to Git.
 	// +optional
+	// +kubebuilder:default={}
 	Rollback RollbackPolicy `json:"rollback,omitempty"`
 }
 

@@ -1,0 +1,254 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/testenv"
+)
+
+// stagesFixture runs two stages, dev (kustomize) and staging (plain manifests), synced into two namespaces of
+// the test API server by the real sync engine, with the test playing the deployment controller.
+type stagesFixture struct {
+	*pipelineFixture
+	e        *testenv.Env
+	rollouts *rolloutController
+	dev, stg string // stage namespaces
+}
+
+func newStagesFixture(t *testing.T) *stagesFixture {
+	t.Helper()
+	e := testenv.Need(t, env)
+	f := &stagesFixture{pipelineFixture: newPipelineFixture(t, e), e: e, dev: e.Namespace(t), stg: e.Namespace(t)}
+	f.rollouts = startRolloutController(t, e.Client, f.dev, f.stg)
+	syncer := NewGitopsSyncer()
+	t.Cleanup(syncer.Close)
+	startManager(t, Engines{Git: newGitEngine(t), Sync: syncer, WorkDir: t.TempDir()})
+	return f
+}
+
+func (f *stagesFixture) promotion() *ferryv1.Promotion {
+	p := f.pipelineFixture.promotion()
+	p.Spec.Interval = &metav1.Duration{Duration: time.Second} // new releases are found by polling
+	p.Spec.Stages[0].Sync.Namespace = f.dev
+	p.Spec.Stages = append(p.Spec.Stages, ferryv1.StageSpec{
+		Name: "staging", Path: "envs/staging", Manifest: ferryv1.ManifestSpec{Format: ferryv1.ManifestPlain},
+		Registry: ferryv1.StageRegistry{Repository: f.stageReg.Host + "/staging/shop"},
+		Sync:     ferryv1.SyncSpec{Namespace: f.stg},
+	})
+	return p
+}
+
+// waitStages waits until every stage runs digest and is settled in phase.
+func (f *stagesFixture) waitStages(t *testing.T, name, digest string, phase ferryv1.StagePhase, stages ...string) *ferryv1.Promotion {
+	t.Helper()
+	var got *ferryv1.Promotion
+	eventually(t, fmt.Sprintf("%v to run %s (%s)", stages, digest, phase), func() (bool, string) {
+		got = getPromotion(t, f.e.Client, f.ns, name)
+		for _, st := range got.Status.Stages {
+			if !contains(stages, st.Name) {
+				continue
+			}
+			if st.Digest != digest || st.Phase != phase || st.InFlightDigest != "" {
+				return false, got.Status.Summary + "; " + st.Name + ": " + st.Message
+			}
+		}
+		return len(got.Status.Stages) > 0, got.Status.Summary
+	})
+	return got
+}
+
+func (f *stagesFixture) deploymentImage(t *testing.T, ns string) string {
+	t.Helper()
+	var d appsv1.Deployment
+	if err := f.e.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "shop"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// stageCommits lists the Ferry commits of a stage, newest first.
+func (f *stagesFixture) stageCommits(stage string) []string {
+	var out []string
+	for _, c := range f.git.Log("acme/deploy") {
+		if c.Trailers[gitops.TrailerStage] == stage {
+			out = append(out, c.Trailers[gitops.TrailerDigest]+rollbackMark(c.Trailers))
+		}
+	}
+	return out
+}
+
+func rollbackMark(trailers map[string]string) string {
+	if _, ok := trailers[gitops.TrailerRollback]; ok {
+		return " (rollback)"
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDigestMovesThroughEveryStage(t *testing.T) {
+	f := newStagesFixture(t)
+	ctx := context.Background()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got := f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev", "staging")
+
+	// The same digest runs everywhere, pulled from each stage's own registry, pinned by digest.
+	if img := f.deploymentImage(t, f.dev); img != f.stageReg.Host+"/dev/shop@"+v1 {
+		t.Errorf("dev runs %s", img)
+	}
+	if img := f.deploymentImage(t, f.stg); img != f.stageReg.Host+"/staging/shop@"+v1 {
+		t.Errorf("staging runs %s", img)
+	}
+	// Staging took the digest from dev's registry, not from the source.
+	if h := got.Status.Stages[1].History; len(h) != 1 || h[0].Source != f.stageReg.Host+"/dev/shop@"+v1 ||
+		h[0].Outcome != ferryv1.OutcomePromoted || h[0].Approver != "automatic" || len(h[0].Signers) != 1 {
+		t.Errorf("staging history = %+v", h)
+	}
+	if got := f.stageCommits("staging"); len(got) != 1 {
+		t.Errorf("staging commits = %v, want one", got)
+	}
+
+	// A second release follows the same path; the first stays in history for rollbacks.
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	got = f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev", "staging")
+	if h := got.Status.Stages[0].History; len(h) != 2 || h[0].Digest != v2 || h[1].Digest != v1 {
+		t.Errorf("dev history = %+v", h)
+	}
+	if c := f.stageCommits("dev"); len(c) != 2 {
+		t.Errorf("dev commits = %v, want two", c)
+	}
+	if !hasEvent(t, f.e.Client, f.ns, p.Name, corev1.EventTypeNormal, ReasonPromoted) {
+		t.Error("no Promoted event")
+	}
+}
+
+func TestFailedHealthRollsBackThroughGit(t *testing.T) {
+	f := newStagesFixture(t)
+	ctx := context.Background()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	p.Spec.Stages = p.Spec.Stages[:1]
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+
+	bad := f.pushRelease(t, "1.1.0", true).DigestStr()
+	f.rollouts.failRollouts(bad)
+	got := f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
+
+	// Git and cluster agree again: the last commit pins v1 with a rollback trailer, and dev runs v1.
+	if c := f.stageCommits("dev"); len(c) != 3 || c[0] != v1+" (rollback)" || c[1] != bad {
+		t.Errorf("dev commits, newest first = %v", c)
+	}
+	if img := f.deploymentImage(t, f.dev); img != f.stageReg.Host+"/dev/shop@"+v1 {
+		t.Errorf("dev runs %s after the rollback", img)
+	}
+	st := got.Status.Stages[0]
+	if st.Hold == nil || st.Hold.Digest != v1 || st.Hold.Reason != ReasonHealthFailed || st.Hold.RequestedBy != "ferry" {
+		t.Errorf("hold = %+v", st.Hold)
+	}
+	if h := st.History; len(h) < 2 || h[1].Digest != bad || h[1].Outcome != ferryv1.OutcomeRolledBack {
+		t.Errorf("history = %+v", h)
+	}
+	if !hasEvent(t, f.e.Client, f.ns, p.Name, corev1.EventTypeWarning, ReasonHealthFailed) {
+		t.Error("no HealthFailed event")
+	}
+}
+
+func TestOnCallRollbackByAnnotation(t *testing.T) {
+	f := newStagesFixture(t)
+	ctx := context.Background()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	p.Spec.Stages = p.Spec.Stages[:1]
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
+
+	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.RollbackAnnotation, "dev")
+	got := f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
+	if _, still := got.Annotations[ferryv1.RollbackAnnotation]; still {
+		t.Error("the rollback annotation was not removed")
+	}
+	if c := f.stageCommits("dev"); len(c) != 3 || c[0] != v1+" (rollback)" {
+		t.Errorf("dev commits = %v", c)
+	}
+	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v1) {
+		t.Errorf("dev runs %s", img)
+	}
+	if h := got.Status.Stages[0].Hold; h == nil || h.Reason != ReasonRollbackRequested || h.RequestedBy == "" {
+		t.Errorf("hold = %+v", h)
+	}
+
+	// Held: v2 is not promoted again by itself. A newer release releases the hold.
+	if why := refused(&got.Status.Stages[0], v2); why == "" {
+		t.Error("the rolled-back digest is not refused while held")
+	}
+	v3 := f.pushRelease(t, "1.2.0", true).DigestStr()
+	got = f.waitStages(t, p.Name, v3, ferryv1.PhasePromoted, "dev")
+	if got.Status.Stages[0].Hold != nil {
+		t.Errorf("hold not released by a newer digest: %+v", got.Status.Stages[0].Hold)
+	}
+}
+
+func TestRollbackToADigestNotInHistoryIsRefused(t *testing.T) {
+	f := newStagesFixture(t)
+	ctx := context.Background()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	p.Spec.Stages = p.Spec.Stages[:1]
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	commits := len(f.git.Log("acme/deploy"))
+	stranger := "sha256:" + strings.Repeat("0", 64)
+	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.RollbackAnnotation, "dev="+stranger)
+	eventually(t, "the request to be refused", func() (bool, string) {
+		got := getPromotion(t, f.e.Client, f.ns, p.Name)
+		return strings.Contains(conditionState(got, ferryv1.ConditionStalled), ReasonInvalidRollback), conditionState(got, ferryv1.ConditionStalled)
+	})
+	if n := len(f.git.Log("acme/deploy")); n != commits {
+		t.Errorf("a refused rollback committed %d times", n-commits)
+	}
+}
+
+func annotate(t *testing.T, c client.Client, ns, name, key, value string) {
+	t.Helper()
+	p := getPromotion(t, c, ns, name)
+	patch := client.MergeFrom(p.DeepCopy())
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[key] = value
+	if err := c.Patch(context.Background(), p, patch, client.FieldOwner("on-call-alice")); err != nil {
+		t.Fatal(err)
+	}
+}
