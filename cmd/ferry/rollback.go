@@ -85,6 +85,9 @@ type rollbackRequest struct {
 	value                  string // the annotation's value
 	explicit               bool   // --to named the target; otherwise the controller's choice wins
 	history                map[historyKey]bool
+	// staleStall is the controller's refusal of an earlier request, if its Stalled condition still says so:
+	// it is no answer to this request.
+	staleStall *metav1.Condition
 }
 
 type historyKey struct {
@@ -149,6 +152,9 @@ func planRollback(p *ferryv1.Promotion, stage string, to *digestArg) (*rollbackR
 		explicit: to != nil, history: map[historyKey]bool{}}
 	for _, h := range s.History {
 		req.history[historyKey{h.Digest, h.Time.UTC()}] = true
+	}
+	if c := rollbackStall(p); c != nil {
+		req.staleStall = c.DeepCopy()
 	}
 	if to != nil {
 		req.target, err = explicitTarget(p.Name, s, *to)
@@ -245,7 +251,7 @@ func (w *rollbackWatcher) observe(p *ferryv1.Promotion) (bool, error) {
 	w.pending = p.Annotations[ferryv1.RollbackAnnotation] == req.value
 	w.progress(s)
 	if w.pending {
-		return false, refused(p)
+		return false, w.refused(p)
 	}
 	// The controller records the rollback in status before it removes the annotation, so from here on the
 	// status tells the whole story. Without --to the controller's choice, recorded as the hold, is the target.
@@ -276,15 +282,27 @@ func (w *rollbackWatcher) observe(p *ferryv1.Promotion) (bool, error) {
 	return false, nil
 }
 
-// refused returns the controller's reason when it stalled on the rollback annotation: it leaves the annotation in
+// refused returns the controller's reason when it stalled on this rollback request: it leaves the annotation in
 // place and says why in the Stalled condition, whose message starts with the field at fault.
-func refused(p *ferryv1.Promotion) error {
+func (w *rollbackWatcher) refused(p *ferryv1.Promotion) error {
+	c := rollbackStall(p)
+	if c == nil {
+		return nil
+	}
+	if old := w.req.staleStall; old != nil && old.Message == c.Message && old.LastTransitionTime.Equal(&c.LastTransitionTime) {
+		return nil // not reconciled since the request: the condition still describes an earlier one
+	}
+	return fmt.Errorf("the controller refused the rollback (%s): %s; remove the annotation (kubectl annotate "+
+		"promotion %s %s-) and try again", c.Reason, c.Message, p.Name, ferryv1.RollbackAnnotation)
+}
+
+// rollbackStall is the Stalled condition when the controller stalled on a rollback annotation.
+func rollbackStall(p *ferryv1.Promotion) *metav1.Condition {
 	c := apimeta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionStalled)
 	if c == nil || c.Status != metav1.ConditionTrue || !strings.HasPrefix(c.Message, rollbackField) {
 		return nil
 	}
-	return fmt.Errorf("the controller refused the rollback (%s): %s; remove the annotation (kubectl annotate "+
-		"promotion %s %s-) and try again", c.Reason, c.Message, p.Name, ferryv1.RollbackAnnotation)
+	return c
 }
 
 // rollbackField is how the controller's messages name the rollback annotation.

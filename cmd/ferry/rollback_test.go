@@ -339,6 +339,27 @@ func TestRollbackWatcherFollowsTheStatus(t *testing.T) {
 		}
 	})
 
+	t.Run("a refusal of an earlier request is no answer", func(t *testing.T) {
+		stale := metav1.Condition{Type: ferryv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "InvalidRollbackRequest",
+			Message: rollbackField + `: stage "qa" does not exist in spec.stages`, LastTransitionTime: metav1.Now()}
+		before := base()
+		before.Status.Conditions = []metav1.Condition{stale}
+		req, err := planRollback(before, "prod", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &rollbackWatcher{req: req, out: &bytes.Buffer{}}
+		p := pending(base())
+		p.Status.Conditions = []metav1.Condition{stale}
+		if _, err := w.observe(p); err != nil {
+			t.Errorf("the stale refusal ended the wait: %v", err)
+		}
+		p.Status.Conditions[0].Message = rollbackField + `: stage "prod" has no earlier promoted digest to roll back to`
+		if _, err := w.observe(p); err == nil {
+			t.Error("a new refusal did not end the wait")
+		}
+	})
+
 	t.Run("an annotation removed by hand", func(t *testing.T) {
 		w := &rollbackWatcher{req: newReq(false, digestA), out: &bytes.Buffer{}}
 		_, err := w.observe(base())
