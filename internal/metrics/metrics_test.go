@@ -1,12 +1,14 @@
 package metrics
 
 import (
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -297,9 +299,21 @@ func TestRegisteredOnTheManagersRegistry(t *testing.T) {
 		}
 	})
 	r.CountPromotion(Stage{Namespace: "ns", Promotion: "p", Stage: "s"}, ResultFailed)
-	n, err := testutil.GatherAndCount(ctrlmetrics.Registry, PromotionsTotal)
-	if err != nil || n != 1 {
-		t.Errorf("controller-runtime's registry serves %d %s series (%v), want 1", n, PromotionsTotal, err)
+	r.SetStageDigest(Stage{Namespace: "ns", Promotion: "p", Stage: "s"}, digestA)
+
+	// Scrape it the way Prometheus scrapes the manager: the registry's handler over HTTP on loopback.
+	srv := httptest.NewServer(promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	want := `
+# HELP ferry_promotions_total Digests whose time in a stage ended, by result: promoted, failed, rolled_back, rejected or superseded.
+# TYPE ferry_promotions_total counter
+ferry_promotions_total{namespace="ns",promotion="p",result="failed",stage="s"} 1
+# HELP ferry_stage_digest_info Always 1, for the digest each stage runs now; older digests have no series.
+# TYPE ferry_stage_digest_info gauge
+ferry_stage_digest_info{digest="` + digestA + `",namespace="ns",promotion="p",stage="s"} 1
+`
+	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want), PromotionsTotal, StageDigestInfo); err != nil {
+		t.Errorf("scraping controller-runtime's registry: %v", err)
 	}
 	if _, err := New(ctrlmetrics.Registry); err == nil || !strings.Contains(err.Error(), "registering Ferry's metrics") {
 		t.Errorf("registering the metrics twice on one registry: %v", err)
