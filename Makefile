@@ -53,6 +53,7 @@ controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sched
 test-tools: controlplane ## Build or install every real tool the tests use.
 	hack/cosign.sh >/dev/null
 	hack/kwok.sh >/dev/null
+	hack/promtool.sh >/dev/null
 	hack/gitea.sh >/dev/null
 	hack/registry.sh >/dev/null
 
@@ -63,6 +64,7 @@ test: vet test-tools ## Run every test (race detector on) against real parts.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" \
 	FERRY_COSIGN="$$(hack/cosign.sh)" \
 	FERRY_KWOK="$$(hack/kwok.sh)" \
+	FERRY_PROMTOOL="$$(hack/promtool.sh)" \
 	FERRY_GITEA="$$(hack/gitea.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
 	$(GO) test $(TEST_FLAGS) ./...

@@ -94,8 +94,13 @@ func TestInvalidPromotionsAreRejected(t *testing.T) {
 			[]string{"spec.verification.threshold", "cannot exceed the number of keys plus keyless identities"}},
 		{"stage path escaping the repository", func(p *ferryv1.Promotion) { p.Spec.Stages[0].Path = "envs/../../etc" },
 			[]string{"spec.stages[0].path", "must not contain '..'"}},
-		{"Helm values format without key path", func(p *ferryv1.Promotion) { p.Spec.Stages[2].Manifest.Helm = nil },
+		{"Helm values format without key path", func(p *ferryv1.Promotion) {
+			p.Spec.Stages[2].Manifest = ferryv1.ManifestSpec{Format: ferryv1.ManifestHelmValues}
+		},
 			[]string{"spec.stages[2].manifest.helm", "required when format is HelmValues"}},
+		{"Helm key path on another format", func(p *ferryv1.Promotion) {
+			p.Spec.Stages[0].Manifest.Helm = &ferryv1.HelmValuesSpec{KeyPath: "image"}
+		}, []string{"spec.stages[0].manifest.helm", "required when format is HelmValues, and only then"}},
 		{"unknown manifest format", func(p *ferryv1.Promotion) { p.Spec.Stages[0].Manifest.Format = "Jsonnet" },
 			[]string{"spec.stages[0].manifest.format", "Unsupported value"}},
 		{"metric min above max", func(p *ferryv1.Promotion) {

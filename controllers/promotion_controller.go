@@ -47,6 +47,8 @@ type PromotionReconciler struct {
 
 	pushOnce sync.Once
 	pushCh   chan event.TypedGenericEvent[string]
+	// seen remembers the Promotions whose metrics were initialised by this process.
+	seen sync.Map
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -64,8 +66,12 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	log := ctrl.LoggerFrom(ctx)
 	var p ferryv1.Promotion
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.metrics().Forget(metrics.Promotion{Namespace: req.Namespace, Name: req.Name})
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.initMetrics(&p)
 	s := &scope{p: &p, now: metav1.NewTime(r.now()), log: log, before: p.DeepCopy()}
 	syncStageStatuses(&p, s.now)
 	defer func() {

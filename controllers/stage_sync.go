@@ -76,6 +76,11 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 // syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.
 func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 	stage := &s.p.Spec.Stages[i]
+	if stage.Manifest.Format == ferryv1.ManifestHelmValues {
+		return SyncTarget{}, stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].manifest.format", i),
+			"the digest is pinned in the Helm values at %s, but Ferry does not render Helm charts, so it cannot sync or "+
+				"check the health of this stage; use Kustomize (with helmCharts rendered into Git) or Plain manifests", shortSHA(s.stage(i).LastCommit))
+	}
 	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
 		Format: stage.Manifest.Format, Owner: s.p.Namespace + "." + s.p.Name + "." + stage.Name}
 	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {

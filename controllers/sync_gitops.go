@@ -56,7 +56,7 @@ func render(t SyncTarget, dir string) ([]*unstructured.Unstructured, error) {
 	case ferryv1.ManifestKustomize:
 		format = sync.FormatKustomize
 	case ferryv1.ManifestHelmValues:
-		return nil, fmt.Errorf("stages in the HelmValues format are pinned in Git but not rendered by Ferry; sync them with Helm")
+		return nil, fmt.Errorf("stages in the HelmValues format are pinned in Git but not rendered by Ferry")
 	}
 	return sync.Render(sync.RenderRequest{Root: dir, Path: ".", Format: format})
 }

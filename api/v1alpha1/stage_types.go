@@ -82,7 +82,9 @@ const (
 	ManifestKustomize ManifestFormat = "Kustomize"
 	// ManifestPlain sets the image of every matching container in plain Kubernetes manifests.
 	ManifestPlain ManifestFormat = "Plain"
-	// ManifestHelmValues sets the image at a key path of a Helm values file.
+	// ManifestHelmValues sets the image at a key path of a Helm values file. Ferry pins such stages but does not
+	// render Helm charts: it stalls at the sync step and names the field, so these stages need Kustomize or
+	// Plain manifests rendered into Git to be synced by Ferry.
 	ManifestHelmValues ManifestFormat = "HelmValues"
 )
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,6 +49,9 @@ func (k *kubeFlags) client() (client.Client, string, error) {
 	}
 	scheme := runtime.NewScheme()
 	if err := ferryv1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	if err := authenticationv1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"strings"
 	"time"
 
@@ -127,7 +128,7 @@ func requestRollback(ctx context.Context, c client.Client, ns, name, stage strin
 			p.Annotations = map[string]string{}
 		}
 		p.Annotations[ferryv1.RollbackAnnotation] = req.value
-		return c.Patch(ctx, p, patch)
+		return c.Patch(ctx, p, patch, client.FieldOwner(requesterManager(ctx, c)))
 	})
 	if err != nil {
 		if apierrors.IsConflict(err) {
@@ -378,4 +379,19 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// requesterManager names the field manager of the rollback annotation after the user the API server
+// authenticated, so that the controller can record who asked (it reads the annotation's manager from
+// managedFields). Without the SelfSubjectReview API it is just "ferry-rollback".
+func requesterManager(ctx context.Context, c client.Client) string {
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil || review.Status.UserInfo.Username == "" {
+		return "ferry-rollback"
+	}
+	manager := "ferry-rollback:" + review.Status.UserInfo.Username
+	if len(manager) > 128 { // the API server's limit for manager names
+		manager = manager[:128]
+	}
+	return manager
 }

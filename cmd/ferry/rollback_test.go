@@ -155,6 +155,14 @@ func TestRollbackToADigestWithoutWaiting(t *testing.T) {
 	if v := p.Annotations[ferryv1.RollbackAnnotation]; v != "prod="+digestA {
 		t.Fatalf("annotation = %q, want prod=%s", v, digestA)
 	}
+	// The annotation's field manager names the authenticated user, which the controller records as requester.
+	var managers []string
+	for _, mf := range p.ManagedFields {
+		managers = append(managers, mf.Manager)
+	}
+	if !strings.Contains(strings.Join(managers, " "), "ferry-rollback:") {
+		t.Errorf("no ferry-rollback:<user> field manager among %v", managers)
+	}
 
 	// A second request while the first is pending changes nothing.
 	_, err = runFerry(t, "rollback", "shop", "--stage", "dev", "--wait=false", "--kubeconfig", kubeconfig)

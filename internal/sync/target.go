@@ -73,6 +73,8 @@ func NewTarget(cfg *rest.Config, namespace string, opts ...Option) (*Target, err
 		cache.SetKubectl(t.kubectl),
 		cache.SetLogr(t.log),
 		cache.SetPopulateResourceInfoHandler(populateOwner),
+		// Ferry's role lists only the kinds stages may contain: kinds it may not list are skipped, not fatal.
+		cache.SetRespectRBAC(cache.RespectRbacNormal),
 	)
 	return t, nil
 }

@@ -81,6 +81,11 @@ func (e *Env) Stop() error { return e.env.Stop() }
 // Main is a TestMain body: it starts the environment, runs the tests and stops it. Without binaries it runs the
 // tests anyway with env nil, so that each test that needs it skips (or fails) through Need.
 func Main(m *testing.M, env **Env) {
+	if isFuzzWorker() {
+		// Fuzz workers run only fuzz targets, which never need a control plane; starting one per worker would
+		// leave processes behind when the fuzzer kills its workers.
+		os.Exit(m.Run())
+	}
 	e, err := Start()
 	if err != nil {
 		startErr = err
@@ -202,4 +207,14 @@ func (e *Env) WriteKubeconfig(path, namespace string) error {
 	cfg.Contexts["ferry"] = &clientcmdapi.Context{Cluster: "ferry", AuthInfo: "ferry", Namespace: namespace}
 	cfg.CurrentContext = "ferry"
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// isFuzzWorker reports whether this process is a worker of `go test -fuzz`.
+func isFuzzWorker() bool {
+	for _, arg := range os.Args {
+		if strings.HasPrefix(arg, "-test.fuzzworker") {
+			return true
+		}
+	}
+	return false
 }
