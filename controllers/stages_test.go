@@ -147,14 +147,7 @@ func TestDigestMovesThroughEveryStage(t *testing.T) {
 
 func TestFailedHealthRollsBackThroughGit(t *testing.T) {
 	f := newStagesFixture(t)
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion()
-	p.Spec.Stages = p.Spec.Stages[:1]
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	p, v1 := f.devRunning(t)
 
 	bad := f.pushRelease(t, "1.1.0", true).DigestStr()
 	f.rollouts.failRollouts(bad)
@@ -181,14 +174,7 @@ func TestFailedHealthRollsBackThroughGit(t *testing.T) {
 
 func TestOnCallRollbackByAnnotation(t *testing.T) {
 	f := newStagesFixture(t)
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion()
-	p.Spec.Stages = p.Spec.Stages[:1]
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	p, v1 := f.devRunning(t)
 	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
 	f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
 
@@ -220,14 +206,7 @@ func TestOnCallRollbackByAnnotation(t *testing.T) {
 
 func TestRollbackToADigestNotInHistoryIsRefused(t *testing.T) {
 	f := newStagesFixture(t)
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion()
-	p.Spec.Stages = p.Spec.Stages[:1]
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	p, _ := f.devRunning(t)
 	commits := len(f.git.Log("acme/deploy"))
 	stranger := "sha256:" + strings.Repeat("0", 64)
 	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.RollbackAnnotation, "dev="+stranger)
@@ -238,6 +217,19 @@ func TestRollbackToADigestNotInHistoryIsRefused(t *testing.T) {
 	if n := len(f.git.Log("acme/deploy")); n != commits {
 		t.Errorf("a refused rollback committed %d times", n-commits)
 	}
+}
+
+// devRunning creates a dev-only Promotion and waits until dev runs a first signed release, which it returns.
+func (f *stagesFixture) devRunning(t *testing.T) (*ferryv1.Promotion, string) {
+	t.Helper()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	p.Spec.Stages = p.Spec.Stages[:1]
+	if err := f.e.Client.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	return p, v1
 }
 
 func annotate(t *testing.T, c client.Client, ns, name, key, value string) {
