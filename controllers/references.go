@@ -12,9 +12,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"golang.org/x/crypto/ssh"
-	"k8s.io/client-go/tools/clientcmd"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/sync"
 )
 
 // Default keys of referenced Secrets and ConfigMaps, documented on the API fields that use them.
@@ -153,12 +153,8 @@ func parseCertificates(b []byte) error {
 }
 
 func parseKubeconfig(b []byte) error {
-	cfg, err := clientcmd.Load(b)
-	if err != nil {
-		return fmt.Errorf("is not a kubeconfig: %w", err)
-	}
-	if cfg.CurrentContext == "" {
-		return errors.New("kubeconfig has no current-context")
+	if _, err := sync.ConfigFromKubeconfig(b); err != nil {
+		return fmt.Errorf("is not a usable kubeconfig: %w", err)
 	}
 	return nil
 }

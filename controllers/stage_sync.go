@@ -8,9 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/sync"
 )
 
 // Reasons of sync and health.
@@ -85,7 +85,8 @@ func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 		Format: stage.Manifest.Format, Owner: s.p.Namespace + "." + s.p.Name + "." + stage.Name}
 	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {
 		field := fmt.Sprintf("spec.stages[%d].sync.kubeconfigSecretRef", i)
-		cfg, err := clientcmd.RESTConfigFromKubeConfig(s.refs[field][orDefault(kc.Key, keyKubeconfig)])
+		// Only inline credentials: exec plugins and file paths in a kubeconfig from a Secret are refused.
+		cfg, err := sync.ConfigFromKubeconfig(s.refs[field][orDefault(kc.Key, keyKubeconfig)])
 		if err != nil {
 			return t, stalling(ReasonInvalidReference, field, "%v", err)
 		}

@@ -49,6 +49,9 @@ func (r *PromotionReconciler) promoteStages(ctx context.Context, s *scope) error
 				return err
 			}
 		}
+		if d := s.stage(i).Digest; d != "" {
+			r.metrics().SetStageDigest(s.metricsStage(i), d) // also after a restart, not only on change
+		}
 		if err := r.checkDrift(ctx, s, i); err != nil {
 			return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
 		}
