@@ -73,6 +73,9 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	r.initMetrics(&p)
 	s := &scope{p: &p, now: metav1.NewTime(r.now()), log: log, before: p.DeepCopy()}
+	if !p.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, s)
+	}
 	syncStageStatuses(&p, s.now)
 	defer func() {
 		outcome := retErr

@@ -3,12 +3,14 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -244,4 +246,42 @@ func hasEvent(t *testing.T, c client.Client, ns, name, eventType, reason string)
 		}
 	}
 	return false
+}
+
+// TestDeletionNamesPullRequestsItCannotClose: a Promotion deleted while a pull request is open and its forge
+// token Secret is gone still goes away, and an event names the pull request for a person to close.
+func TestDeletionNamesPullRequestsItCannotClose(t *testing.T) {
+	e := testenv.Need(t, env)
+	startManager(t, Engines{Git: newGitEngine(t)})
+	ns := e.Namespace(t)
+	ctx := context.Background()
+	p := samplePromotion(t, ns)
+	p.Finalizers = []string{ferryv1.Finalizer}
+	p.Spec.Suspend = true // nothing but validation and the finalizer runs
+	if err := e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the missing Secrets to stall it", func() (bool, string) {
+		got := getPromotion(t, e.Client, ns, p.Name)
+		return apimeta.IsStatusConditionTrue(got.Status.Conditions, ferryv1.ConditionStalled), conditionState(got, ferryv1.ConditionStalled)
+	})
+	// The status a pull-request stage has while it waits for approval.
+	p = getPromotion(t, e.Client, ns, p.Name)
+	now := metav1.Now()
+	p.Status.Stages[2] = ferryv1.StageStatus{Name: "prod", Phase: ferryv1.PhaseAwaitingApproval, Since: &now,
+		PullRequest: &ferryv1.PullRequestStatus{Number: 7, URL: "http://127.0.0.1:1/acme/deploy/pulls/7"}}
+	if err := e.Client.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Client.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Promotion to be gone", func() (bool, string) {
+		var got ferryv1.Promotion
+		err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: p.Name}, &got)
+		return apierrors.IsNotFound(err), fmt.Sprintf("finalizers %v, err %v", got.Finalizers, err)
+	})
+	eventually(t, "an event naming the pull request", func() (bool, string) {
+		return hasEvent(t, e.Client, ns, p.Name, corev1.EventTypeWarning, ReasonPullRequestsClosed), "no event"
+	})
 }

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/metrics"
@@ -185,9 +184,7 @@ func annotationSetter(p *ferryv1.Promotion, key string) string {
 // removeAnnotation deletes one annotation with a patch that fails if the object changed since it was read, so
 // a newer request set meanwhile is never dropped.
 func (r *PromotionReconciler) removeAnnotation(ctx context.Context, p *ferryv1.Promotion, key string) error {
-	before := p.DeepCopy()
-	delete(p.Annotations, key)
-	if err := r.Patch(ctx, p, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.patchMetadata(ctx, p, func() { delete(p.Annotations, key) }); err != nil {
 		return fmt.Errorf("removing annotation %s: %w", key, err)
 	}
 	return nil

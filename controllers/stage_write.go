@@ -88,6 +88,9 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	if err != nil {
 		return false, stalling(ReasonInvalidSpec, "metadata.name", "%v", err)
 	}
+	if err := r.ensureFinalizer(ctx, s.p); err != nil {
+		return false, err
+	}
 	req.BaseBranch, req.Remote.Branch = s.in.git.Branch, branch
 	res, err := r.Engines.Git.Pin(ctx, req)
 	if err != nil {
