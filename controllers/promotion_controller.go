@@ -60,8 +60,9 @@ type PromotionReconciler struct {
 // step is one step of the pipeline; the first error ends the reconcile.
 type step func(context.Context, *scope) error
 
-// Reconcile runs the pipeline for one Promotion — validate, discover and verify, carry out an on-call rollback,
-// then move every stage as far as it can go — and records the outcome in its status.
+// Reconcile runs the pipeline for one Promotion — validate, carry out an on-call rollback request, discover and
+// verify the newest digest, then move every stage as far as it can go — and records the outcome in its status.
+// A suspended Promotion is only validated.
 func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	var p ferryv1.Promotion
