@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// controller is one run of the real ferry-controller binary as a child process, so that its memory is its own.
+type controller struct {
+	cmd        *exec.Cmd
+	log        *os.File
+	metrics    string // http://127.0.0.1:port/metrics
+	webhook    string // http://127.0.0.1:port/registry
+	started    time.Time
+	peakRSSKiB int64
+
+	stopSampling chan struct{}
+	sampled      sync.WaitGroup
+	mu           sync.Mutex
+}
+
+// startController starts bin at kubeconfig and waits for its readiness probe.
+func startController(ctx context.Context, bin, kubeconfig, dir, logName string) (*controller, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, logName))
+	if err != nil {
+		return nil, err
+	}
+	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect=false",
+		"--metrics-bind-address="+addr(ports[0]), "--health-probe-bind-address="+addr(ports[1]),
+		"--webhook-bind-address="+addr(ports[2]), "--cache-dir", filepath.Join(dir, "cache"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	c := &controller{cmd: cmd, log: logFile, metrics: "http://" + addr(ports[0]) + "/metrics",
+		webhook: "http://" + addr(ports[2]) + "/registry", stopSampling: make(chan struct{})}
+	c.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	c.sampled.Add(1)
+	go c.sampleRSS()
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := waitFor(waitCtx, 100*time.Millisecond, func() (bool, error) {
+		resp, err := http.Get("http://" + addr(ports[1]) + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	}); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("waiting for the controller to be ready (log %s): %w", logFile.Name(), err)
+	}
+	return c, nil
+}
+
+// stop interrupts the controller, waits for it to exit and stops sampling.
+func (c *controller) stop() {
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	close(c.stopSampling)
+	c.sampled.Wait()
+	_ = c.log.Close()
+}
+
+// memory is the controller's resident memory as the kernel counts it.
+type memory struct{ rssKiB, hwmKiB int64 }
+
+// readMemory reads VmRSS and VmHWM (the peak resident set) from /proc.
+func (c *controller) readMemory() (memory, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return memory{}, err
+	}
+	defer f.Close()
+	var m memory
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			m.rssKiB = v
+		case "VmHWM:":
+			m.hwmKiB = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// sampleRSS keeps the peak VmHWM seen, since /proc disappears when the process exits.
+func (c *controller) sampleRSS() {
+	defer c.sampled.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if m, err := c.readMemory(); err == nil {
+			c.mu.Lock()
+			c.peakRSSKiB = max(c.peakRSSKiB, m.hwmKiB)
+			c.mu.Unlock()
+		}
+		select {
+		case <-c.stopSampling:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *controller) peak() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peakRSSKiB
+}
+
+// scrape reads the controller's Prometheus endpoint.
+func (c *controller) scrape() (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(c.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", c.metrics, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping %s: %s", c.metrics, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// promotionSeries selects the series of family labelled controller="promotion" (plus extra label matches).
+func promotionSeries(families map[string]*dto.MetricFamily, family string, match map[string]string) []*dto.Metric {
+	mf := families[family]
+	if mf == nil {
+		return nil
+	}
+	var out []*dto.Metric
+	for _, m := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["controller"] != "promotion" && labels["name"] != "promotion" {
+			continue
+		}
+		ok := true
+		for k, v := range match {
+			ok = ok && labels[k] == v
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// sumValues adds the counters or gauges of series.
+func sumValues(series []*dto.Metric) float64 {
+	var total float64
+	for _, m := range series {
+		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return total
+}
+
+// latency is a reconcile-time histogram reduced to what the report needs.
+type latency struct {
+	count         uint64
+	sum           float64
+	p50, p99, max float64 // max: the upper bound of the highest non-empty bucket
+}
+
+// reconcileLatency reads controller_runtime_reconcile_time_seconds for the promotion controller and estimates
+// quantiles from its buckets by linear interpolation, as Prometheus' histogram_quantile does.
+func reconcileLatency(families map[string]*dto.MetricFamily) (latency, error) {
+	series := promotionSeries(families, "controller_runtime_reconcile_time_seconds", nil)
+	if len(series) == 0 || series[0].GetHistogram() == nil {
+		return latency{}, errors.New("no controller_runtime_reconcile_time_seconds histogram for controller=\"promotion\"")
+	}
+	h := series[0].GetHistogram()
+	type bucket struct {
+		upper float64
+		count uint64
+	}
+	var buckets []bucket
+	for _, b := range h.GetBucket() {
+		buckets = append(buckets, bucket{b.GetUpperBound(), b.GetCumulativeCount()})
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upper < buckets[j].upper })
+	l := latency{count: h.GetSampleCount(), sum: h.GetSampleSum()}
+	quantile := func(q float64) float64 {
+		rank := q * float64(l.count)
+		lower, below := 0.0, uint64(0)
+		for _, b := range buckets {
+			if float64(b.count) >= rank {
+				if b.count == below {
+					return b.upper
+				}
+				return lower + (b.upper-lower)*(rank-float64(below))/float64(b.count-below)
+			}
+			lower, below = b.upper, b.count
+		}
+		return math.Inf(1) // in the +Inf bucket: beyond the largest bound
+	}
+	l.p50, l.p99 = quantile(0.50), quantile(0.99)
+	prev := uint64(0)
+	for _, b := range buckets {
+		if b.count > prev {
+			l.max = b.upper
+		}
+		prev = b.count
+	}
+	if l.count > prev {
+		l.max = math.Inf(1)
+	}
+	return l, nil
+}
+
+// freePorts reserves n loopback ports for the controller's listeners.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// waitFor polls cond every interval until it holds, fails, or ctx ends.
+func waitFor(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
