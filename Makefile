@@ -74,6 +74,7 @@ bench: test-tools ## Run the benchmarks that check Ferry's speed and memory targ
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" FERRY_GITEA="$$(hack/gitea.sh)" \
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/... ./controllers/...
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) run ./hack/bench-controller
 
 .PHONY: demo
 demo: build controlplane ## Run Ferry end to end on a local cluster: sign, promote dev -> staging -> prod, roll back.
