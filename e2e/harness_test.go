@@ -47,6 +47,7 @@ type harness struct {
 	c       client.Client
 	kube    kubernetes.Interface
 	ctrl    *controllerProcess
+	cache   string // the first controller's cache folder
 	started int // controller processes started, to name their logs
 }
 
@@ -79,8 +80,15 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.createNamespaces(promotionNamespace)
-	h.startController(bin, filepath.Join(h.dir, "cache"))
+	h.cache = filepath.Join(h.dir, "cache")
+	h.startController(bin, h.cache)
 	return h
+}
+
+// restart starts a new controller process with cacheDir, after the previous one was killed or stopped.
+func (h *harness) restart(cacheDir string) {
+	h.t.Helper()
+	h.startController(controllerBinary(h.t), cacheDir)
 }
 
 func (h *harness) createNamespaces(names ...string) {
