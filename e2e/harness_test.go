@@ -48,7 +48,7 @@ type harness struct {
 	kube    kubernetes.Interface
 	ctrl    *controllerProcess
 	cache   string // the first controller's cache folder
-	started int // controller processes started, to name their logs
+	started int    // controller processes started, to name their logs
 }
 
 // newHarness starts a cluster with one kwok node, installs the CRD, creates the Promotion namespace and starts
