@@ -69,6 +69,15 @@ test: vet test-tools ## Run every test (race detector on) against real parts.
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
 	$(GO) test $(TEST_FLAGS) ./...
 
+.PHONY: e2e
+e2e: test-tools ## Run only the end-to-end tests (the controller as a process on a local cluster); `make test` runs them too.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" \
+	FERRY_COSIGN="$$(hack/cosign.sh)" \
+	FERRY_KWOK="$$(hack/kwok.sh)" \
+	FERRY_GITEA="$$(hack/gitea.sh)" \
+	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
+	$(GO) test -race -count=1 -timeout 40m ./e2e/...
+
 .PHONY: bench
 bench: test-tools ## Run the benchmarks that check Ferry's speed and memory targets, printing ratios against the peers.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
