@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -44,6 +45,9 @@ type PromotionReconciler struct {
 	Metrics *metrics.Recorder
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// Concurrency is how many Promotions are reconciled at once (1 when zero). One Promotion is never
+	// reconciled twice at the same time; the engines are safe for concurrent use by different Promotions.
+	Concurrency int
 
 	pushOnce sync.Once
 	pushCh   chan event.TypedGenericEvent[string]
@@ -216,6 +220,7 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.ConfigMapKind)),
 			builder.OnlyMetadata).
 		WatchesRawSource(r.pushSource()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Complete(r)
 }
 

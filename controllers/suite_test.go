@@ -45,7 +45,7 @@ func startManager(t *testing.T, engines Engines) *PromotionReconciler {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
-		Engines: engines, LocalConfig: e.Config}
+		Engines: engines, LocalConfig: e.Config, Concurrency: 2}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}

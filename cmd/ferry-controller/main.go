@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
 	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST /registry) binds to; \"0\" disables it.")
 	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the bearer token registry notifications must present (none: no token needed).")
+	flag.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
 	flag.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "ferry"), "Folder for Git workspaces and checkouts; it must belong to this process alone.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -56,6 +57,7 @@ type options struct {
 	metricsAddr, probeAddr, leaderNamespace, cacheDir string
 	webhookAddr, webhookTokenFile                     string
 	leaderElect                                       bool
+	concurrency                                       int
 }
 
 func run(ctx context.Context, o options) error {
@@ -101,6 +103,7 @@ func run(ctx context.Context, o options) error {
 		Engines:     engines,
 		LocalConfig: cfg,
 		Metrics:     recorder,
+		Concurrency: o.concurrency,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return err

@@ -108,7 +108,7 @@ func (t *Target) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, err
 	res.Objects = objectResults(syncResults, refs)
 	res.Changed = anyChange(res.Objects)
 	if res.Changed {
-		t.awaitOwnWrites(ctx, targets, res.Objects)
+		t.awaitOwnWrites(ctx, live, res.Objects)
 	}
 	return res, err
 }
@@ -195,20 +195,23 @@ func (t *Target) refreshLive(ctx context.Context, targets []*unstructured.Unstru
 const cacheLag = 10 * time.Second
 
 // awaitOwnWrites waits (briefly, best effort) until the cache shows what this apply wrote: every declared object
-// at its new resourceVersion and every pruned object gone. The next apply then finds its prune candidates in the
-// cache even when it follows at once.
-func (t *Target) awaitOwnWrites(ctx context.Context, targets []*unstructured.Unstructured, results []ObjectResult) {
-	want := map[kube.ResourceKey]string{}
-	for _, tgt := range targets {
-		fresh := &unstructured.Unstructured{}
-		fresh.SetGroupVersionKind(tgt.GroupVersionKind())
-		if err := t.client.Get(ctx, client.ObjectKey{Namespace: tgt.GetNamespace(), Name: tgt.GetName()}, fresh); err == nil {
-			want[kube.GetResourceKey(tgt)] = fresh.GetResourceVersion()
-		}
-	}
+// at a resourceVersion other than the one it had before the apply (or present at all, if it is new) and every
+// pruned object gone. The next apply then finds its prune candidates in the cache even when it follows at once.
+// It does not wait for the exact version written: a status update right after the write (the deployment
+// controller's, say) moves the object past it, and the cache may never show that version.
+func (t *Target) awaitOwnWrites(ctx context.Context, live map[kube.ResourceKey]*unstructured.Unstructured, results []ObjectResult) {
+	want := map[kube.ResourceKey]cacheWant{}
 	for _, r := range results {
-		if r.Action == ActionPruned {
-			want[kube.NewResourceKey(r.Ref.Group, r.Ref.Kind, r.Ref.Namespace, r.Ref.Name)] = ""
+		key := kube.NewResourceKey(r.Ref.Group, r.Ref.Kind, r.Ref.Namespace, r.Ref.Name)
+		switch r.Action {
+		case ActionPruned:
+			want[key] = cacheWant{gone: true}
+		case ActionCreated, ActionConfigured:
+			w := cacheWant{}
+			if l := live[key]; l != nil {
+				w.notVersion = l.GetResourceVersion()
+			}
+			want[key] = w
 		}
 	}
 	deadline := time.NewTimer(cacheLag)
@@ -227,15 +230,20 @@ func (t *Target) awaitOwnWrites(ctx context.Context, targets []*unstructured.Uns
 	}
 }
 
-// cacheShows reports whether the cache holds each key at the wanted resourceVersion ("" meaning absent).
-func (t *Target) cacheShows(want map[kube.ResourceKey]string) bool {
+// cacheWant is what the cache must show of one object after an apply.
+type cacheWant struct {
+	gone       bool   // pruned: absent
+	notVersion string // updated: present at any version but this one ("" for a new object: just present)
+}
+
+func (t *Target) cacheShows(want map[kube.ResourceKey]cacheWant) bool {
 	found := t.cache.FindResources(t.namespace, func(r *cache.Resource) bool {
 		_, ok := want[r.ResourceKey()]
 		return ok
 	})
-	for key, version := range want {
+	for key, w := range want {
 		r := found[key]
-		if (version == "") != (r == nil) || (r != nil && r.ResourceVersion != version) {
+		if w.gone != (r == nil) || (r != nil && w.notVersion != "" && r.ResourceVersion == w.notVersion) {
 			return false
 		}
 	}
