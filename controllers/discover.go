@@ -43,7 +43,7 @@ func (r *PromotionReconciler) discover(ctx context.Context, s *scope) error {
 		return r.rejectCandidate(s, cur, err)
 	}
 	next.Verified = true
-	next.Signers = signerNames(res)
+	next.Signers = signerNames(res, s.in.keyNames)
 	r.event(s.p, corev1.EventTypeNormal, ReasonCandidateVerified, "Discovered %s%s, signed by %s",
 		candidate.Digest, tagSuffix(candidate.Tag), strings.Join(next.Signers, ", "))
 	return nil
@@ -116,9 +116,14 @@ func tagPolicy(tp *ferryv1.TagPolicy) registry.TagPolicy {
 	return registry.TagPolicy{Regex: tp.Regex.Pattern, Order: order}
 }
 
-func signerNames(res *signature.Result) []string {
+// signerNames names each matched signer as the spec does: the key's name, or the certificate identity.
+func signerNames(res *signature.Result, keyNames map[string]string) []string {
 	names := make([]string, 0, len(res.Signers))
 	for _, s := range res.Signers {
+		if name, ok := keyNames[s.KeyFingerprint]; ok && s.KeyFingerprint != "" {
+			names = append(names, name)
+			continue
+		}
 		names = append(names, s.String())
 	}
 	return names

@@ -27,14 +27,15 @@ func (r *PromotionReconciler) ensureFinalizer(ctx context.Context, p *ferryv1.Pr
 }
 
 // patchMetadata changes the Promotion's metadata with a patch that fails if the object changed since it was
-// read, keeping the status this reconcile holds in memory (the patch's answer carries the stored status).
+// read. The status this reconcile holds in memory is set aside during the patch and put back untouched — the
+// same slices, so pointers into them stay valid — since the patch's answer carries the stored status.
 func (r *PromotionReconciler) patchMetadata(ctx context.Context, p *ferryv1.Promotion, mutate func()) error {
-	status := p.Status.DeepCopy()
+	held := p.Status
+	p.Status = ferryv1.PromotionStatus{}
+	defer func() { p.Status = held }()
 	patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	mutate()
-	err := r.Patch(ctx, p, patch)
-	p.Status = *status
-	return err
+	return r.Patch(ctx, p, patch)
 }
 
 // finalize closes the pull requests a deleted Promotion left open, then lets it go. When the forge cannot be

@@ -23,6 +23,8 @@ type engineInputs struct {
 	sign   *gitops.Signing
 	// pullRequests holds each stage's forge configuration, nil for stages approved automatically.
 	pullRequests []*scm.Config
+	// keyNames maps public key fingerprints to the names spec.verification.keys gives them.
+	keyNames map[string]string
 }
 
 // buildInputs turns the spec and the loaded references into engine inputs.
@@ -48,6 +50,12 @@ func buildInputs(p *ferryv1.Promotion, refs referenceData) (*engineInputs, error
 		}
 	}
 	in.policy = verificationPolicy(&spec.Verification, refs)
+	in.keyNames = map[string]string{}
+	for i, k := range spec.Verification.Keys {
+		if fp, err := signature.KeyFingerprint(in.policy.Keys[i]); err == nil {
+			in.keyNames[fp] = k.Name
+		}
+	}
 	in.git = gitRemote(&spec.Git, refs)
 	in.sign = commitSigning(spec.Git.Signing, refs)
 	return in, nil

@@ -45,6 +45,9 @@ type PromotionReconciler struct {
 	Metrics *metrics.Recorder
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// DegradedGrace is how long after a sync a Degraded workload is given before it fails the digest (15 s
+	// when zero): the rollout it replaces may still be reporting its own failure.
+	DegradedGrace time.Duration
 	// Concurrency is how many Promotions are reconciled at once (1 when zero). One Promotion is never
 	// reconciled twice at the same time; the engines are safe for concurrent use by different Promotions.
 	Concurrency int

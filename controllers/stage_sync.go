@@ -109,9 +109,16 @@ func (r *PromotionReconciler) awaitHealthy(ctx context.Context, s *scope, i int)
 		timeout = stage.Sync.HealthTimeout.Duration
 	}
 	elapsed := s.now.Sub(st.Since.Time)
+	grace := r.degradedGrace()
 	switch {
 	case h.Healthy:
 		return r.healthy(s, i), nil
+	case h.Degraded && elapsed < grace:
+		// Right after a sync a workload may still show the failure of the rollout it replaces (a Deployment
+		// keeps ProgressDeadlineExceeded until the controller picks up the new spec); judge it a little later.
+		st.Message = fmt.Sprintf("Degraded right after the sync, judging again shortly: %s", h.Message)
+		s.waitAtMost(grace - elapsed)
+		return false, nil
 	case h.Degraded || elapsed >= timeout:
 		reason := h.Message
 		if !h.Degraded {
@@ -122,6 +129,16 @@ func (r *PromotionReconciler) awaitHealthy(ctx context.Context, s *scope, i int)
 	st.Message = fmt.Sprintf("Waiting for health (%s of %s): %s", elapsed.Round(time.Second), timeout, h.Message)
 	s.waitAtMost(min(healthPollInterval, timeout-elapsed))
 	return false, nil
+}
+
+// defaultDegradedGrace is how long after a sync a Degraded workload is not yet taken as failed.
+const defaultDegradedGrace = 15 * time.Second
+
+func (r *PromotionReconciler) degradedGrace() time.Duration {
+	if r.DegradedGrace > 0 {
+		return r.DegradedGrace
+	}
+	return defaultDegradedGrace
 }
 
 // healthy makes the in-flight digest the stage's digest and starts its soak (or ends a rollback).

@@ -100,7 +100,7 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	opened, err := provider.EnsurePullRequest(ctx, scm.PullRequestSpec{
 		Repo: repo, Base: s.in.git.Branch, Head: branch, TitleTemplate: pr.TitleTemplate,
 		Labels: pr.Labels, Reviewers: pr.Reviewers,
-		Change: scm.Change{Promotion: s.promotionID(), Stage: st.Name, Digest: st.InFlightDigest,
+		Change: scm.Change{Promotion: s.p.Name, Stage: st.Name, Digest: st.InFlightDigest,
 			Source: st.InFlightSource, Signer: strings.Join(candidateSigners(s), ", "), Previous: st.Digest, Files: res.Files},
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/utils/ptr"
@@ -45,7 +46,7 @@ func startManager(t *testing.T, engines Engines) *PromotionReconciler {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
-		Engines: engines, LocalConfig: e.Config, Concurrency: 2}
+		Engines: engines, LocalConfig: e.Config, Concurrency: 2, DegradedGrace: time.Second}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -149,21 +151,41 @@ func addWebhook(mgr ctrl.Manager, r *controllers.PromotionReconciler, o options)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/registry", h)
-	return mgr.Add(webhookServer{&http.Server{Addr: o.webhookAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}})
+	ws := &webhookServer{srv: &http.Server{Addr: o.webhookAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	if err := mgr.AddReadyzCheck("webhook", ws.ready); err != nil {
+		return err
+	}
+	return mgr.Add(ws)
 }
 
 // webhookServer runs on every replica, leader or not, so that a Service may route notifications to any of them.
-type webhookServer struct{ srv *http.Server }
+type webhookServer struct {
+	srv       *http.Server
+	listening atomic.Bool
+}
 
-func (w webhookServer) Start(ctx context.Context) error {
+func (w *webhookServer) Start(ctx context.Context) error {
+	l, err := net.Listen("tcp", w.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("registry webhook: %w", err)
+	}
+	w.listening.Store(true)
 	go func() {
 		<-ctx.Done()
 		_ = w.srv.Close()
 	}()
-	if err := w.srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := w.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("registry webhook: %w", err)
 	}
 	return nil
 }
 
-func (webhookServer) NeedLeaderElection() bool { return false }
+func (*webhookServer) NeedLeaderElection() bool { return false }
+
+// ready keeps the controller unready until notifications can be received.
+func (w *webhookServer) ready(*http.Request) error {
+	if !w.listening.Load() {
+		return errors.New("the registry webhook is not listening yet")
+	}
+	return nil
+}

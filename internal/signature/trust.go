@@ -166,6 +166,16 @@ func anchor(re string) string {
 	return "^(?:" + re + ")$"
 }
 
+// KeyFingerprint names a PEM public key the way Signer.KeyFingerprint does, so that callers can map a matched
+// signer back to their own name for the key.
+func KeyFingerprint(pemKey []byte) (string, error) {
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pemKey)
+	if err != nil {
+		return "", fmt.Errorf("not a PEM public key: %w", err)
+	}
+	return keyFingerprint(pub)
+}
+
 // keyFingerprint names a public key the way results do: the SHA-256 of its PKIX DER encoding.
 func keyFingerprint(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)

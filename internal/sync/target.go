@@ -2,6 +2,7 @@ package sync
 
 import (
 	"fmt"
+	"github.com/argoproj/argo-cd/gitops-engine/pkg/health"
 
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/cache"
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/utils/kube"
@@ -75,6 +76,7 @@ func NewTarget(cfg *rest.Config, namespace string, opts ...Option) (*Target, err
 		cache.SetPopulateResourceInfoHandler(populateOwner),
 		// Ferry's role lists only the kinds stages may contain: kinds it may not list are skipped, not fatal.
 		cache.SetRespectRBAC(cache.RespectRbacNormal),
+		cache.SetSettings(cache.Settings{ResourceHealthOverride: noHealthOverride{}, ResourcesFilter: volatileKinds{}}),
 	)
 	return t, nil
 }
@@ -109,4 +111,24 @@ func validateOwner(owner string) error {
 		return fmt.Errorf("owner %q: %s", owner, errs[0])
 	}
 	return nil
+}
+
+// volatileKinds keeps out of the cache the kinds that change all the time and that no stage declares in Git —
+// events, endpoints, leases, controller revisions — which otherwise make up most of a busy namespace's cache.
+type volatileKinds struct{}
+
+func (volatileKinds) IsExcludedResource(group, kind, _ string) bool {
+	switch group + "/" + kind {
+	case "/Event", "events.k8s.io/Event", "/Endpoints", "discovery.k8s.io/EndpointSlice",
+		"coordination.k8s.io/Lease", "apps/ControllerRevision":
+		return true
+	}
+	return false
+}
+
+// noHealthOverride keeps gitops-engine's own health assessments.
+type noHealthOverride struct{}
+
+func (noHealthOverride) GetResourceHealth(*unstructured.Unstructured) (*health.HealthStatus, error) {
+	return nil, nil
 }
