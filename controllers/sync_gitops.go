@@ -15,38 +15,42 @@ import (
 )
 
 // GitopsSyncer is the Syncer Ferry runs with: internal/sync (gitops-engine) behind the pipeline's port. It keeps
-// one sync.Target — a watched cache of the namespace — per cluster and namespace, for as long as it lives.
+// one sync.Cluster — a watched cache of every stage namespace there — per cluster, for as long as it lives.
 type GitopsSyncer struct {
-	mu      gosync.Mutex
-	targets map[string]*sync.Target
+	mu       gosync.Mutex
+	clusters map[string]*sync.Cluster
 }
 
-// NewGitopsSyncer returns a Syncer with no targets yet.
-func NewGitopsSyncer() *GitopsSyncer { return &GitopsSyncer{targets: map[string]*sync.Target{}} }
+// NewGitopsSyncer returns a Syncer with no clusters yet.
+func NewGitopsSyncer() *GitopsSyncer { return &GitopsSyncer{clusters: map[string]*sync.Cluster{}} }
 
-// Close stops every target's watches.
+// Close stops every cluster's watches.
 func (g *GitopsSyncer) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for k, t := range g.targets {
-		t.Close()
-		delete(g.targets, k)
+	for k, c := range g.clusters {
+		c.Close()
+		delete(g.clusters, k)
 	}
 }
 
+// target returns the sync target of a stage, sharing the cluster's cache with every other stage there.
 func (g *GitopsSyncer) target(t SyncTarget) (*sync.Target, error) {
-	key := t.Config.Host + "|" + t.Namespace
+	// One cluster state per API server and identity; the key is a hash so that no credential is kept in it.
+	sum := sha256.Sum256([]byte(t.Config.Host + "\x00" + t.Config.Username + "\x00" + t.Config.BearerToken + "\x00" + string(t.Config.CertData)))
+	key := hex.EncodeToString(sum[:])
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if tgt, ok := g.targets[key]; ok {
-		return tgt, nil
+	c, ok := g.clusters[key]
+	if !ok {
+		var err error
+		if c, err = sync.NewCluster(t.Config); err != nil {
+			g.mu.Unlock()
+			return nil, err
+		}
+		g.clusters[key] = c
 	}
-	tgt, err := sync.NewTarget(t.Config, t.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	g.targets[key] = tgt
-	return tgt, nil
+	g.mu.Unlock()
+	return c.Target(t.Namespace)
 }
 
 // render reads the stage files checked out in dir.

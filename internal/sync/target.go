@@ -2,6 +2,9 @@ package sync
 
 import (
 	"fmt"
+	"slices"
+	gosync "sync"
+
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/health"
 
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/cache"
@@ -25,67 +28,129 @@ const (
 	FieldManager = "ferry"
 )
 
-// Option configures a Target.
-type Option func(*Target)
+// Option configures a Cluster.
+type Option func(*Cluster)
 
 // WithLogger sends gitops-engine's logs to log (they are discarded by default).
-func WithLogger(log logr.Logger) Option { return func(t *Target) { t.log = log } }
+func WithLogger(log logr.Logger) Option { return func(c *Cluster) { c.log = log } }
 
-// Target is one namespace of one cluster that stages are applied to. It keeps a gitops-engine cluster cache of the
-// namespace (list once, then watch), so it is meant to live as long as the stages it serves; Close stops it.
-// A Target is safe for concurrent use by several stages (owners); two applies for the same owner must not overlap.
-type Target struct {
-	config    *rest.Config
-	namespace string
-	log       logr.Logger
-	kubectl   *kube.KubectlCmd
-	cache     cache.ClusterCache
-	client    client.Client
+// Cluster is what Ferry keeps for one cluster it applies stages to: one client and one gitops-engine cluster
+// cache that lists once, then watches, every namespace a Target was asked for. Sharing it keeps the cost of the
+// discovery data, OpenAPI schemas and clients to one copy per cluster rather than one per stage namespace.
+// It lives as long as the stages it serves; Close stops it.
+type Cluster struct {
+	config  *rest.Config
+	log     logr.Logger
+	kubectl *kube.KubectlCmd
+	client  client.Client
+
+	mu         gosync.Mutex
+	namespaces []string
+	cache      cache.ClusterCache
 }
 
-// NewTarget prepares a target for namespace in the cluster cfg points at. The cluster is first contacted by the
-// first Apply, Health or Drift.
-func NewTarget(cfg *rest.Config, namespace string, opts ...Option) (*Target, error) {
-	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
-		return nil, fmt.Errorf("namespace %q: %s", namespace, errs[0])
-	}
-	t := &Target{config: rest.CopyConfig(cfg), namespace: namespace, log: logr.Discard()}
-	if t.config.QPS == 0 && t.config.RateLimiter == nil {
-		// The cache lists every kind of the namespace at start; client-go's default of 5 requests a second would
+// NewCluster prepares the state for the cluster cfg points at. The cluster is first contacted by the first
+// Apply, Health or Drift of one of its Targets.
+func NewCluster(cfg *rest.Config, opts ...Option) (*Cluster, error) {
+	c := &Cluster{config: rest.CopyConfig(cfg), log: logr.Discard()}
+	if c.config.QPS == 0 && c.config.RateLimiter == nil {
+		// The cache lists every kind of each namespace at start; client-go's default of 5 requests a second would
 		// make that take seconds.
-		t.config.QPS, t.config.Burst = 50, 100
+		c.config.QPS, c.config.Burst = 50, 100
 	}
 	for _, opt := range opts {
-		opt(t)
+		opt(c)
 	}
-	c, err := client.New(t.config, client.Options{})
+	cl, err := client.New(c.config, client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
 	}
-	t.client = c
-	t.kubectl = &kube.KubectlCmd{Log: t.log, Tracer: tracing.NopTracer{}}
-	// Listing every kind of the namespace draws deprecation warnings (v1 Endpoints) that say nothing about the
+	c.client = cl
+	c.kubectl = &kube.KubectlCmd{Log: c.log, Tracer: tracing.NopTracer{}}
+	return c, nil
+}
+
+// Target returns the target for namespace, adding the namespace to what the cache watches when it is new (the
+// cache then lists again at its next use).
+func (c *Cluster) Target(namespace string) (*Target, error) {
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return nil, fmt.Errorf("namespace %q: %s", namespace, errs[0])
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.namespaces, namespace) {
+		c.namespaces = append(c.namespaces, namespace)
+		c.watchNamespaces()
+	}
+	return &Target{Cluster: c, namespace: namespace, cache: c.cache}, nil
+}
+
+// watchNamespaces makes the cache cover c.namespaces, creating it the first time. Never an empty list: to
+// gitops-engine that would mean every namespace.
+func (c *Cluster) watchNamespaces() {
+	namespaces := slices.Clone(c.namespaces)
+	if c.cache != nil {
+		c.cache.Invalidate(cache.SetNamespaces(namespaces))
+		return
+	}
+	// Listing every kind of a namespace draws deprecation warnings (v1 Endpoints) that say nothing about the
 	// stage's manifests; the cache's requests are kept quiet, applies still warn.
-	quiet := rest.CopyConfig(t.config)
+	quiet := rest.CopyConfig(c.config)
 	quiet.WarningHandler = rest.NoWarnings{}
-	t.cache = cache.NewClusterCache(quiet,
-		cache.SetNamespaces([]string{namespace}),
+	c.cache = cache.NewClusterCache(quiet,
+		cache.SetNamespaces(namespaces),
 		cache.SetClusterResources(false),
-		cache.SetKubectl(t.kubectl),
-		cache.SetLogr(t.log),
+		cache.SetKubectl(c.kubectl),
+		cache.SetLogr(c.log),
 		cache.SetPopulateResourceInfoHandler(populateOwner),
 		// Ferry's role lists only the kinds stages may contain: kinds it may not list are skipped, not fatal.
 		cache.SetRespectRBAC(cache.RespectRbacNormal),
 		cache.SetSettings(cache.Settings{ResourceHealthOverride: noHealthOverride{}, ResourcesFilter: volatileKinds{}}),
 	)
+}
+
+// Close stops the cache's watches.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cache != nil {
+		c.cache.Invalidate()
+	}
+}
+
+// Target is one namespace of a Cluster that stages are applied to. It is safe for concurrent use by several
+// stages (owners); two applies for the same owner must not overlap.
+type Target struct {
+	*Cluster
+	namespace string
+	cache     cache.ClusterCache
+	// own is set when the Target made its Cluster alone (NewTarget), so that Close stops it.
+	own bool
+}
+
+// NewTarget prepares a target for namespace with a Cluster of its own, for callers that apply to one namespace.
+func NewTarget(cfg *rest.Config, namespace string, opts ...Option) (*Target, error) {
+	c, err := NewCluster(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Target(namespace)
+	if err != nil {
+		return nil, err
+	}
+	t.own = true
 	return t, nil
 }
 
 // Namespace is the namespace the target applies to.
 func (t *Target) Namespace() string { return t.namespace }
 
-// Close stops the cache's watches.
-func (t *Target) Close() { t.cache.Invalidate() }
+// Close stops the cache of a Target made by NewTarget; Targets of a shared Cluster leave it running.
+func (t *Target) Close() {
+	if t.own {
+		t.Cluster.Close()
+	}
+}
 
 // populateOwner remembers the owner label of every cached object and keeps full manifests only of Ferry's own
 // objects, so the cache of a busy namespace stays small.
