@@ -46,7 +46,7 @@ func newFleet(n, tenants int) fleet {
 func stageNamespace(tenant, stage string) string { return tenant + "-" + stage }
 
 func stageRepo(w *world, a app, stage string) string {
-	return w.stageReg + "/" + stage + "/" + a.source()
+	return w.StageRegistry + "/" + stage + "/" + a.source()
 }
 
 // gitFiles is a tenant repository's first content: per application and stage, a kustomization whose images:
@@ -102,7 +102,7 @@ func promotion(w *world, a app) *ferryv1.Promotion {
 	return &ferryv1.Promotion{
 		ObjectMeta: metav1.ObjectMeta{Name: a.name, Namespace: a.tenant},
 		Spec: ferryv1.PromotionSpec{
-			Source: ferryv1.SourceSpec{Image: w.srcReg + "/" + a.source(),
+			Source: ferryv1.SourceSpec{Image: w.SourceRegistry + "/" + a.source(),
 				TagPolicy: &ferryv1.TagPolicy{Semver: &ferryv1.SemverPolicy{Range: ">=1.0.0"}}},
 			Verification: ferryv1.VerificationSpec{Keys: []ferryv1.PublicKeySource{
 				{Name: "release", SecretRef: ferryv1.SecretKeyReference{Name: "release-key"}}}},

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ferrycd/ferry/hack/localworld"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,8 +110,8 @@ func run(cfg config) error {
 		return fmt.Errorf("go build ./cmd/ferry-controller: %v\n%s", err, out)
 	}
 
-	w := &world{dir: cfg.dir}
-	defer w.stop()
+	w := &world{World: localworld.New(cfg.dir)}
+	defer w.Stop()
 	if err := w.start(); err != nil {
 		return err
 	}

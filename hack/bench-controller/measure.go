@@ -137,7 +137,7 @@ func measureWebhook(ctx context.Context, c client.Client, w *world, ctl *control
 	}
 	run.digest, run.pushAndSign = d.DigestStr(), time.Since(began)
 	sent := time.Now()
-	body := fmt.Sprintf(`{"repository":%q}`, w.srcReg+"/"+a.source())
+	body := fmt.Sprintf(`{"repository":%q}`, w.SourceRegistry+"/"+a.source())
 	resp, err := http.Post(ctl.webhook, "application/json", strings.NewReader(body))
 	if err != nil {
 		return run, fmt.Errorf("notifying %s: %w", ctl.webhook, err)

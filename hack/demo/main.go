@@ -8,8 +8,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/hack/localworld"
 	"github.com/ferrycd/ferry/internal/localcluster"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
@@ -55,8 +54,8 @@ func run() error {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return err
 	}
-	d := &demo{root: root, state: state, w: &world{dir: state}}
-	defer d.w.stop()
+	d := &demo{root: root, state: state, w: &world{World: localworld.New(state)}}
+	defer d.w.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	for _, stage := range []func(context.Context) error{d.setUp, d.firstRelease, d.secondRelease, d.rollback} {
@@ -74,16 +73,16 @@ func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...
 // Promotion.
 func (d *demo) setUp(ctx context.Context) error {
 	step("Starting two loopback registries, a Git server and cosign keys")
-	if err := d.w.startRegistries(); err != nil {
+	if err := d.w.Start(); err != nil {
 		return err
 	}
-	if err := d.w.startGit(stageFiles(d.w.stageReg)); err != nil {
+	if err := d.w.CreateRepo(repoPath, stageFiles(d.w.StageRegistry)); err != nil {
 		return err
 	}
 	if err := d.w.setUpCosign(os.Getenv("FERRY_COSIGN")); err != nil {
 		return err
 	}
-	fmt.Printf("  source registry %s, stage registry %s\n  git %s\n", d.w.srcReg, d.w.stageReg, d.w.gitURL)
+	fmt.Printf("  source registry %s, stage registry %s\n  git %s\n", d.w.SourceRegistry, d.w.StageRegistry, d.w.RepoURL(repoPath))
 
 	step("Starting a local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
 	started := time.Now()
@@ -92,7 +91,7 @@ func (d *demo) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.w.stops = append(d.w.stops, func() { _ = cluster.Stop() })
+	d.w.OnStop(func() { _ = cluster.Stop() })
 	d.kubeconfig = cluster.Kubeconfig
 	fmt.Printf("  ready in %s with node %s; kubeconfig %s\n", time.Since(started).Round(100*time.Millisecond),
 		strings.Join(cluster.NodeNames, ","), d.kubeconfig)
@@ -134,7 +133,7 @@ func (d *demo) startController(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting bin/ferry-controller (run `make build`): %w", err)
 	}
-	d.w.stops = append(d.w.stops, func() {
+	d.w.OnStop(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 		_ = logFile.Close()
@@ -163,7 +162,7 @@ func (d *demo) applyPromotion(ctx context.Context) error {
 			return err
 		}
 	}
-	step("Applied Promotion demo/shop: %s -> dev -> staging -> prod, signed by the release key", d.w.srcReg+"/acme/shop")
+	step("Applied Promotion demo/shop: %s -> dev -> staging -> prod, signed by the release key", d.w.SourceRegistry+"/acme/shop")
 	return nil
 }
 
@@ -175,7 +174,7 @@ func (d *demo) firstRelease(ctx context.Context) error {
 		return err
 	}
 	fmt.Println("  digest", digest.DigestStr())
-	if err := notify(d.webhook, d.w.srcReg+"/acme/shop"); err != nil {
+	if err := notify(d.webhook, d.w.SourceRegistry+"/acme/shop"); err != nil {
 		return err
 	}
 	return d.follow(ctx, digest.DigestStr())
@@ -188,7 +187,7 @@ func (d *demo) secondRelease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := notify(d.webhook, d.w.srcReg+"/acme/shop"); err != nil {
+	if err := notify(d.webhook, d.w.SourceRegistry+"/acme/shop"); err != nil {
 		return err
 	}
 	if err := d.waitCandidate(ctx, unsigned.DigestStr(), false); err != nil {
@@ -199,7 +198,7 @@ func (d *demo) secondRelease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := notify(d.webhook, d.w.srcReg+"/acme/shop"); err != nil {
+	if err := notify(d.webhook, d.w.SourceRegistry+"/acme/shop"); err != nil {
 		return err
 	}
 	return d.follow(ctx, digest.DigestStr())
@@ -220,10 +219,10 @@ func (d *demo) whereToLook() {
   git log:         git -C %[2]s log --format='%%h %%s%%n%%(trailers:only)' main
   cluster:         KUBECONFIG=%[1]s kubectl get deploy -A   (if you have kubectl)
   controller log:  .demo/controller.log; cluster logs: .demo/cluster/logs/
-`, d.kubeconfig, filepath.Join(d.w.gitRoot, "acme", "deploy.git"))
+`, d.kubeconfig, d.w.RepoDir(repoPath))
 	_ = d.ferry("history", "shop", "--stage", "prod")
 	fmt.Println()
-	out, _ := exec.Command("git", "-C", filepath.Join(d.w.gitRoot, "acme", "deploy.git"), "log", "-4",
+	out, _ := exec.Command("git", "-C", d.w.RepoDir(repoPath), "log", "-4",
 		"--format=%h %s%n%(trailers:only)", "main").CombinedOutput()
 	fmt.Print(indent(string(out)))
 }
@@ -240,5 +239,3 @@ func (d *demo) ferry(args ...string) error {
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }
-
-func nullLogger() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -55,7 +55,7 @@ func promotion(w *world) *ferryv1.Promotion {
 	stage := func(name string, format ferryv1.ManifestFormat, gateSoak *metav1.Duration) ferryv1.StageSpec {
 		return ferryv1.StageSpec{
 			Name: name, Path: "envs/" + name,
-			Registry: ferryv1.StageRegistry{Repository: w.stageReg + "/" + name + "/shop"},
+			Registry: ferryv1.StageRegistry{Repository: w.StageRegistry + "/" + name + "/shop"},
 			Manifest: ferryv1.ManifestSpec{Format: format},
 			Sync:     ferryv1.SyncSpec{Namespace: "shop-" + name, Prune: true, HealthTimeout: &metav1.Duration{Duration: 2 * time.Minute}},
 			Gates:    ferryv1.GatesSpec{Soak: gateSoak},
@@ -64,11 +64,11 @@ func promotion(w *world) *ferryv1.Promotion {
 	return &ferryv1.Promotion{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "demo"},
 		Spec: ferryv1.PromotionSpec{
-			Source: ferryv1.SourceSpec{Image: w.srcReg + "/acme/shop",
+			Source: ferryv1.SourceSpec{Image: w.SourceRegistry + "/acme/shop",
 				TagPolicy: &ferryv1.TagPolicy{Semver: &ferryv1.SemverPolicy{Range: ">=1.0.0"}}},
 			Verification: ferryv1.VerificationSpec{Keys: []ferryv1.PublicKeySource{
 				{Name: "release-key", SecretRef: ferryv1.SecretKeyReference{Name: "release-key"}}}},
-			Git: ferryv1.GitSpec{URL: w.gitURL, Branch: "main",
+			Git: ferryv1.GitSpec{URL: w.RepoURL(repoPath), Branch: "main",
 				CommitMessageTemplate: "Promote shop to {{.Stage}}{{if .Rollback}} (rollback){{end}}"},
 			Interval: &metav1.Duration{Duration: 10 * time.Minute}, // the registry webhook makes polling a fallback
 			Stages: []ferryv1.StageSpec{
