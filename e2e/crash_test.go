@@ -36,7 +36,7 @@ func TestControllerKilledMidPromotionFinishesOnce(t *testing.T) {
 	for _, s := range fg.secrets() {
 		h.create(s)
 	}
-	h.create(keySecret(cosign.publicKey(t)), p)
+	h.create(keySecret(cosign.PublicKey(t)), p)
 
 	// Crash 1: the commit is on main, Ferry's status still says Writing.
 	waitReached(t, h, devPush, "dev's push to reach Gitea")

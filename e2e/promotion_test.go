@@ -53,7 +53,7 @@ func TestSignedDigestReachesProd(t *testing.T) {
 	for _, s := range fg.secrets() {
 		h.create(s)
 	}
-	h.create(keySecret(cosign.publicKey(t)), p)
+	h.create(keySecret(cosign.PublicKey(t)), p)
 
 	// dev and staging take the digest on their own; prod waits for the release manager.
 	waiting := h.waitPromotion("shop", "prod to await approval", func(p *ferryv1.Promotion) bool {

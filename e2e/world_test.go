@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,57 +18,16 @@ import (
 	"github.com/ferrycd/ferry/internal/signature/signaturetest"
 )
 
-// cosignCLI is the real cosign binary (FERRY_COSIGN, built by hack/cosign.sh) with a key pair and a home of its
-// own that reaches no network: key signing without transparency log, plain HTTP to loopback registries.
-type cosignCLI struct {
-	bin, dir string
-	env      []string
-}
+// cosignCLI is the real cosign CLI with a key pair (signaturetest.Cosign), signing and verifying as CI does.
+type cosignCLI struct{ *signaturetest.Cosign }
 
-func newCosign(t *testing.T) *cosignCLI {
-	t.Helper()
-	bin := os.Getenv("FERRY_COSIGN")
-	if bin == "" {
-		if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
-			t.Fatal("FERRY_COSIGN is not set and FERRY_REQUIRE_TOOLS=1 (`make test` sets FERRY_COSIGN=$(hack/cosign.sh))")
-		}
-		t.Skip("FERRY_COSIGN is not set: `make test` sets it (or export FERRY_COSIGN=$(hack/cosign.sh))")
-	}
-	dir := t.TempDir()
-	c := &cosignCLI{bin: bin, dir: dir, env: []string{
-		"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "docker"), "TUF_ROOT=" + filepath.Join(dir, "tuf"),
-		"COSIGN_PASSWORD=ferry-e2e", "PATH=" + os.Getenv("PATH"),
-		// Any attempt to reach the public Sigstore fails fast instead of hanging.
-		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1,localhost",
-	}}
-	c.run(t, "generate-key-pair")
-	return c
-}
-
-func (c *cosignCLI) run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := c.try(t, args...)
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (c *cosignCLI) try(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	cmd.Dir, cmd.Env = c.dir, c.env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
+func newCosign(t *testing.T) *cosignCLI { return &cosignCLI{signaturetest.NewCosign(t)} }
 
 // sign signs d as CI does, in cosign's current layout (a sigstore bundle attached as an OCI 1.1 referrer, or
 // under the sha256-<hex> tag where the registry has no referrers API).
 func (c *cosignCLI) sign(t *testing.T, d name.Digest) {
 	t.Helper()
-	c.run(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--use-signing-config=false",
+	c.Run(t, "sign", "--key", "cosign.key", "--tlog-upload=false", "--use-signing-config=false",
 		"--new-bundle-format=true", "--allow-http-registry", "--yes", d.String())
 }
 
@@ -78,13 +35,13 @@ func (c *cosignCLI) sign(t *testing.T, d name.Digest) {
 // digest.
 func (c *cosignCLI) verify(t *testing.T, ref string) {
 	t.Helper()
-	c.run(t, c.verifyArgs(ref)...)
+	c.Run(t, c.verifyArgs(ref)...)
 }
 
 // refuses checks that cosign finds no valid signature of the key on ref.
 func (c *cosignCLI) refuses(t *testing.T, ref string) {
 	t.Helper()
-	if out, err := c.try(t, c.verifyArgs(ref)...); err == nil {
+	if out, err := c.Try(c.verifyArgs(ref)...); err == nil {
 		t.Fatalf("cosign verified %s:\n%s", ref, out)
 	}
 }
@@ -92,15 +49,6 @@ func (c *cosignCLI) refuses(t *testing.T, ref string) {
 func (c *cosignCLI) verifyArgs(ref string) []string {
 	return []string{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--new-bundle-format=true",
 		"--allow-http-registry", ref}
-}
-
-func (c *cosignCLI) publicKey(t *testing.T) []byte {
-	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(c.dir, "cosign.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem
 }
 
 // release pushes a new image tagged version to the source repository, as CI's build does, and returns its digest.
@@ -349,7 +297,7 @@ func newGitWorld(t *testing.T, o deploymentOptions, stages ...string) *gitWorld 
 		w.h.createNamespaces("shop-" + s)
 	}
 	w.url = w.git.NewRepo(deployRepo, stageFiles(w.regs, o))
-	w.h.create(keySecret(w.cosign.publicKey(t)))
+	w.h.create(keySecret(w.cosign.PublicKey(t)))
 	return w
 }
 

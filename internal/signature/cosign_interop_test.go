@@ -1,13 +1,10 @@
 package signature
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -18,65 +15,14 @@ import (
 // cosign writes, Ferry accepts; what Ferry's test signer writes, cosign accepts. Everything stays on loopback:
 // key signing without transparency log, and verification that ignores the log.
 
-// cosignCLI runs one cosign binary with an isolated home, Docker config and TUF cache.
-type cosignCLI struct {
-	bin string
-	dir string // working directory holding cosign.key / cosign.pub
-	env []string
-}
+// cosignCLI is the real cosign CLI with a key pair (st.Cosign), plus helpers for attestations.
+type cosignCLI struct{ *st.Cosign }
 
-const cosignPassword = "ferry-interop"
-
-func newCosign(t *testing.T) *cosignCLI {
-	t.Helper()
-	bin := os.Getenv("FERRY_COSIGN")
-	if bin == "" {
-		if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
-			t.Fatal("FERRY_COSIGN is not set (export FERRY_COSIGN=$(hack/cosign.sh)); FERRY_REQUIRE_TOOLS=1 requires it")
-		}
-		t.Skip("cosign interop: set FERRY_COSIGN=$(hack/cosign.sh), as `make test` does")
-	}
-	dir := t.TempDir()
-	c := &cosignCLI{bin: bin, dir: dir, env: []string{
-		"HOME=" + dir, "DOCKER_CONFIG=" + filepath.Join(dir, "docker"), "TUF_ROOT=" + filepath.Join(dir, "tuf"),
-		"COSIGN_PASSWORD=" + cosignPassword, "COSIGN_EXPERIMENTAL=1", "PATH=" + os.Getenv("PATH"),
-		// No proxy, no network: any attempt to reach the public Sigstore fails fast instead of hanging.
-		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1,localhost",
-	}}
-	c.run(t, "generate-key-pair")
-	return c
-}
-
-func (c *cosignCLI) run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := c.try(args...)
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (c *cosignCLI) try(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, args...)
-	cmd.Dir, cmd.Env = c.dir, c.env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (c *cosignCLI) publicKey(t *testing.T) []byte {
-	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(c.dir, "cosign.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem
-}
+func newCosign(t *testing.T) *cosignCLI { return &cosignCLI{st.NewCosign(t)} }
 
 func (c *cosignCLI) writePredicate(t *testing.T, name, content string) string {
 	t.Helper()
-	p := filepath.Join(c.dir, name)
+	p := filepath.Join(c.Dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +61,12 @@ func TestCosignSignedVerifiesWithFerry(t *testing.T) {
 			t.Run(layout.name+"/"+mode.name, func(t *testing.T) {
 				reg := st.NewRegistry(t, mode.referrers)
 				d := reg.PushImage(t, "app")
-				c.run(t, append(append(append([]string{"sign"}, cosignSignFlags...), layout.flags...), d.String())...)
-				p := Policy{Keys: [][]byte{c.publicKey(t)}}
+				c.Run(t, append(append(append([]string{"sign"}, cosignSignFlags...), layout.flags...), d.String())...)
+				p := Policy{Keys: [][]byte{c.PublicKey(t)}}
 				for _, pr := range cosignPredicates {
 					pred := c.writePredicate(t, pr.file, pr.content)
 					args := append([]string{"attest", "--type", pr.cosignType, "--predicate", pred}, cosignSignFlags...)
-					c.run(t, append(append(args, layout.flags...), d.String())...)
+					c.Run(t, append(append(args, layout.flags...), d.String())...)
 					p.RequiredAttestations = append(p.RequiredAttestations, pr.cosignType)
 				}
 				res := verifyOK(t, d, p)
@@ -144,8 +90,8 @@ func TestCosignLegacySignatureInReferrers(t *testing.T) {
 	c := newCosign(t)
 	reg := st.NewRegistry(t, true)
 	d := reg.PushImage(t, "app")
-	c.run(t, append(append([]string{"sign"}, cosignSignFlags...), "--new-bundle-format=false", "--registry-referrers-mode=oci-1-1", d.String())...)
-	res := verifyOK(t, d, Policy{Keys: [][]byte{c.publicKey(t)}})
+	c.Run(t, append(append([]string{"sign"}, cosignSignFlags...), "--new-bundle-format=false", "--registry-referrers-mode=oci-1-1", d.String())...)
+	res := verifyOK(t, d, Policy{Keys: [][]byte{c.PublicKey(t)}})
 	if !strings.HasPrefix(res.Signers[0].Source, "referrer ") {
 		t.Fatalf("signature found at %q, want an OCI 1.1 referrer", res.Signers[0].Source)
 	}
@@ -154,7 +100,7 @@ func TestCosignLegacySignatureInReferrers(t *testing.T) {
 func TestFerrySignedVerifiesWithCosign(t *testing.T) {
 	c := newCosign(t)
 	k := st.NewKeySigner(t)
-	if err := os.WriteFile(filepath.Join(c.dir, "cosign.pub"), k.PublicKeyPEM, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.Dir, "cosign.pub"), k.PublicKeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range registryModes {
@@ -174,7 +120,7 @@ func TestFerrySignedVerifiesWithCosign(t *testing.T) {
 			// And cosign refuses what Ferry refuses: a signature over another digest.
 			forged := reg.PushImage(t, "forged")
 			st.PushLegacy(t, forged, "sig", k.LegacySignature(t, st.SimpleSigningPayload(legacy)))
-			if out, err := c.try(append(append([]string{"verify"}, cosignVerifyFlags...), "--new-bundle-format=false", forged.String())...); err == nil {
+			if out, err := c.Try(append(append([]string{"verify"}, cosignVerifyFlags...), "--new-bundle-format=false", forged.String())...); err == nil {
 				t.Fatalf("cosign verified a signature over another digest:\n%s", out)
 			}
 		})
@@ -184,8 +130,8 @@ func TestFerrySignedVerifiesWithCosign(t *testing.T) {
 // cosignVerify checks the image signature and its SLSA provenance attestation with cosign.
 func cosignVerify(t *testing.T, c *cosignCLI, d name.Digest, layoutFlag string) {
 	t.Helper()
-	c.run(t, append(append([]string{"verify"}, cosignVerifyFlags...), layoutFlag, d.String())...)
-	c.run(t, append(append([]string{"verify-attestation", "--type", "slsaprovenance1"}, cosignVerifyFlags...), layoutFlag, d.String())...)
+	c.Run(t, append(append([]string{"verify"}, cosignVerifyFlags...), layoutFlag, d.String())...)
+	c.Run(t, append(append([]string{"verify-attestation", "--type", "slsaprovenance1"}, cosignVerifyFlags...), layoutFlag, d.String())...)
 }
 
 // TestFerryKeylessVerifiesWithCosign checks that the keyless bundles and legacy signatures of the test Sigstore
@@ -200,16 +146,16 @@ func TestFerryKeylessVerifiesWithCosign(t *testing.T) {
 
 	bundled := reg.PushImage(t, "bundled")
 	st.PushBundle(t, bundled, ks.Bundle(t, st.Subject, st.Issuer, st.Statement(bundled, predicateCosignSign)))
-	c.run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=true", bundled.String())...)
+	c.Run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=true", bundled.String())...)
 
 	legacy := reg.PushImage(t, "legacy")
 	st.PushLegacy(t, legacy, "sig", ks.LegacySignature(t, st.Subject, st.Issuer, st.SimpleSigningPayload(legacy)))
-	c.run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=false", legacy.String())...)
+	c.Run(t, append(append([]string{"verify"}, flags...), "--new-bundle-format=false", legacy.String())...)
 
 	// The same signatures under another identity are refused by cosign too.
 	other := append([]string{"verify", "--trusted-root", rootFile, "--certificate-identity", "someone@example.test",
 		"--certificate-oidc-issuer", st.Issuer, "--insecure-ignore-sct", "--allow-http-registry"}, bundled.String())
-	if out, err := c.try(other...); err == nil {
+	if out, err := c.Try(other...); err == nil {
 		t.Fatalf("cosign accepted another identity:\n%s", out)
 	}
 }
@@ -224,9 +170,9 @@ func TestCosignOnDistribution(t *testing.T) {
 	for _, layout := range []string{"--new-bundle-format=false", "--new-bundle-format=true"} {
 		t.Run(layout, func(t *testing.T) {
 			d := reg.PushImage(t, "cosign-signed"+strings.TrimPrefix(layout, "--new-bundle-format="))
-			c.run(t, append(append([]string{"sign"}, cosignSignFlags...), layout, d.String())...)
-			c.run(t, append(append([]string{"attest", "--type", pred.cosignType, "--predicate", predFile}, cosignSignFlags...), layout, d.String())...)
-			verifyOK(t, d, Policy{Keys: [][]byte{c.publicKey(t)}, RequiredAttestations: []string{pred.predicateType}})
+			c.Run(t, append(append([]string{"sign"}, cosignSignFlags...), layout, d.String())...)
+			c.Run(t, append(append([]string{"attest", "--type", pred.cosignType, "--predicate", predFile}, cosignSignFlags...), layout, d.String())...)
+			verifyOK(t, d, Policy{Keys: [][]byte{c.PublicKey(t)}, RequiredAttestations: []string{pred.predicateType}})
 		})
 	}
 
@@ -234,5 +180,5 @@ func TestCosignOnDistribution(t *testing.T) {
 	keyFile := c.writePredicate(t, "ferry.pub", string(k.PublicKeyPEM))
 	d := reg.PushImage(t, "ferry-signed")
 	st.PushBundle(t, d, k.Bundle(t, st.Statement(d, predicateCosignSign)))
-	c.run(t, "verify", "--key", keyFile, "--insecure-ignore-tlog=true", "--allow-http-registry", "--new-bundle-format=true", d.String())
+	c.Run(t, "verify", "--key", keyFile, "--insecure-ignore-tlog=true", "--allow-http-registry", "--new-bundle-format=true", d.String())
 }
