@@ -325,9 +325,17 @@ func TestBranchesSharingACacheSurviveCompaction(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// Each head holds its two pins on top of whichever tip of main it was created from (main keeps moving here,
+	// so only Ferry's own commits are counted).
 	for _, stage := range stages {
-		if n := len(s.BranchLog("fleet", headName(stage, digestA))); n != 3 {
-			t.Errorf("%s head has %d commits, want 3", stage, n)
+		pins := 0
+		for _, c := range s.BranchLog("fleet", headName(stage, digestA)) {
+			if c.Trailers[TrailerStage] == stage {
+				pins++
+			}
+		}
+		if pins != 2 {
+			t.Errorf("%s head has %d pin commits, want 2", stage, pins)
 		}
 	}
 	s.Git(e.repos[firstKey(e)].dir, "fsck", "--no-dangling", "--no-progress")
