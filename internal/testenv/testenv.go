@@ -125,7 +125,12 @@ func (e *Env) Namespace(t testing.TB) string {
 	if err := e.Client.Create(ctx, ns); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}
-	t.Cleanup(func() { _ = e.Client.Delete(context.Background(), ns) })
+	t.Cleanup(func() {
+		// envtest runs no namespace controller, so a deleted namespace keeps its objects for ever: delete the
+		// test's Promotions explicitly, or controllers started by later tests would reconcile them too.
+		_ = e.Client.DeleteAllOf(context.Background(), &ferryv1.Promotion{}, client.InNamespace(ns.Name))
+		_ = e.Client.Delete(context.Background(), ns)
+	})
 	return ns.Name
 }
 
