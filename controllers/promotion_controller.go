@@ -80,7 +80,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.initMetrics(&p)
-	s := &scope{p: &p, now: metav1.NewTime(r.now()), log: log, before: p.DeepCopy()}
+	s := &scope{p: &p, now: metav1.NewTime(r.now()), before: p.DeepCopy()}
 	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, s)
 	}
@@ -147,8 +147,8 @@ func (r *PromotionReconciler) validate(ctx context.Context, s *scope) error {
 	return nil
 }
 
-// checkpoint writes status now, in the middle of a reconcile, so that a crash resumes from the step that was
-// running rather than from the start of the stage.
+// checkpoint writes status when it changed — in the middle of a reconcile, so that a crash resumes from the
+// step that was running rather than from the start of the stage, and at its end.
 func (r *PromotionReconciler) checkpoint(ctx context.Context, s *scope) error {
 	s.p.Status.Summary = summary(s.p.Status.Stages)
 	if equality.Semantic.DeepEqual(s.before.Status, s.p.Status) {
@@ -165,27 +165,15 @@ func (r *PromotionReconciler) checkpoint(ctx context.Context, s *scope) error {
 // the status subresource only when something changed.
 func (r *PromotionReconciler) patchStatus(ctx context.Context, s *scope, err error) error {
 	p := s.p
-	p.Status.Summary = summary(p.Status.Stages)
-	readyBefore := apimeta.FindStatusCondition(s.before.Status.Conditions, ferryv1.ConditionReady)
-	var prev *metav1.Condition
-	if readyBefore != nil {
-		c := *readyBefore
-		prev = &c
-	}
 	setConditions(p, err, r.Engines.Git != nil)
 	setDriftCondition(p, s.drift, err == nil || s.waiting == err)
 	if _, stalled := asStalling(err); err == nil || stalled {
 		p.Status.ObservedGeneration = p.Generation
 	}
-	r.recordReadyChange(prev, p)
-	if equality.Semantic.DeepEqual(s.before.Status, p.Status) {
-		return nil
-	}
-	if perr := r.Status().Patch(ctx, p, client.MergeFrom(s.before)); perr != nil {
-		if apierrors.IsNotFound(perr) {
-			return nil
-		}
-		return fmt.Errorf("patching status: %w", perr)
+	// s.before is a copy of its own, so its Ready condition is still the one before this reconcile.
+	r.recordReadyChange(apimeta.FindStatusCondition(s.before.Status.Conditions, ferryv1.ConditionReady), p)
+	if perr := r.checkpoint(ctx, s); perr != nil && !apierrors.IsNotFound(perr) {
+		return perr
 	}
 	return nil
 }

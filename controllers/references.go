@@ -200,26 +200,23 @@ func dockerConfigJSON(data map[string][]byte) error {
 
 // gitCredentials accepts HTTPS basic credentials (username and password) or an SSH private key (identity).
 func gitCredentials(data map[string][]byte) error {
-	if _, ok := data["identity"]; ok {
-		return keyHolds("identity", signingKeyParser(ferryv1.SigningSSH))(data)
-	}
-	_, user := data["username"]
-	_, pass := data["password"]
-	if user && pass {
-		return nil
-	}
-	return &missingKeyError{keys: `"username" and "password", or "identity"`}
+	return keyOrBasicAuth(data, "identity", signingKeyParser(ferryv1.SigningSSH))
 }
 
 // prometheusCredentials accepts a bearer token or basic credentials.
 func prometheusCredentials(data map[string][]byte) error {
-	if _, ok := data[keyToken]; ok {
-		return keyHolds(keyToken, nonEmpty)(data)
+	return keyOrBasicAuth(data, keyToken, nonEmpty)
+}
+
+// keyOrBasicAuth accepts data holding key (whose value must parse), or else "username" and "password".
+func keyOrBasicAuth(data map[string][]byte, key string, parse func([]byte) error) error {
+	if _, ok := data[key]; ok {
+		return keyHolds(key, parse)(data)
 	}
 	_, user := data["username"]
 	_, pass := data["password"]
 	if user && pass {
 		return nil
 	}
-	return &missingKeyError{keys: `"token", or "username" and "password"`}
+	return &missingKeyError{keys: strconv.Quote(key) + `, or "username" and "password"`}
 }

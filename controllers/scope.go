@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -20,7 +19,6 @@ type scope struct {
 	refs   referenceData
 	in     *engineInputs
 	now    metav1.Time
-	log    logr.Logger
 	// wait is the shortest time any step asked to be looked at again; waiting is a WaitingError of a step.
 	wait    time.Duration
 	waiting error

@@ -13,9 +13,6 @@ import (
 	"github.com/ferrycd/ferry/internal/sync"
 )
 
-// Reasons of sync and health.
-const ReasonSyncPending = "SyncEngineMissing"
-
 // syncStage renders the stage path at the pinned commit and applies it to the stage's cluster.
 func (r *PromotionReconciler) syncStage(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)

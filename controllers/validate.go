@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/registry"
 )
 
 // Condition and event reasons for bad input.
@@ -131,19 +131,11 @@ func checkGitURL(raw string) error {
 		if u.Host == "" {
 			return fmt.Errorf("%q has no host", raw)
 		}
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		if u.Scheme == "http" && !registry.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("%q uses plain http to a host that is not loopback; use https or ssh", raw)
 		}
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func parseTemplate(text string) error {
