@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/metrics"
@@ -25,6 +27,51 @@ const (
 // with the reason and never offered to any stage; it is checked again at the next poll, since signatures are
 // often pushed just after the image.
 func (r *PromotionReconciler) discover(ctx context.Context, s *scope) error {
+	key := client.ObjectKeyFromObject(s.p)
+	if !r.discoveryDue(s, key) {
+		return candidateWait(s.p.Status.Candidate)
+	}
+	err := r.discoverNow(ctx, s)
+	if _, waiting := asWaiting(err); err == nil || waiting {
+		r.discovered.Store(key, discovery{at: s.now.Time, generation: s.p.Generation})
+	}
+	return err
+}
+
+// discovery is when a Promotion's source was last asked, and for which generation of its spec.
+type discovery struct {
+	at         time.Time
+	generation int64
+}
+
+// discoveryDue says whether the source must be asked again: at the poll interval, on a push notification, or
+// when the spec changed. In between, the candidate in status stands, so the frequent reconciles of stages
+// waiting for health, approval or soak never reach the source registry (registries rate-limit).
+func (r *PromotionReconciler) discoveryDue(s *scope, key client.ObjectKey) bool {
+	if _, pushed := r.pushed.LoadAndDelete(key); pushed {
+		return true
+	}
+	v, ok := r.discovered.Load(key)
+	if !ok {
+		return true
+	}
+	last := v.(discovery)
+	return last.generation != s.p.Generation || s.now.Sub(last.at) >= s.pollInterval()
+}
+
+// candidateWait is what a skipped discovery reports: the wait the last one found, if any.
+func candidateWait(c *ferryv1.CandidateStatus) error {
+	switch {
+	case c == nil:
+		return &WaitingError{Reason: ReasonNoCandidate, Err: errors.New("no tag matches spec.source.tagPolicy yet")}
+	case !c.Verified:
+		return &WaitingError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("candidate %s rejected: %s", c.Digest, c.Message)}
+	}
+	return nil
+}
+
+// discoverNow asks the source for the newest candidate and verifies it when it is new.
+func (r *PromotionReconciler) discoverNow(ctx context.Context, s *scope) error {
 	candidate, err := r.findCandidate(ctx, s)
 	if err != nil {
 		return err

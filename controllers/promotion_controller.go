@@ -56,6 +56,9 @@ type PromotionReconciler struct {
 	pushCh   chan event.TypedGenericEvent[string]
 	// seen remembers the Promotions whose metrics were initialised by this process.
 	seen sync.Map
+	// discovered remembers when each Promotion's source was last asked (a discovery); pushed marks the
+	// Promotions a registry notification asks to look at once.
+	discovered, pushed sync.Map
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -76,6 +79,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.metrics().Forget(metrics.Promotion{Namespace: req.Namespace, Name: req.Name})
+			r.discovered.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -41,12 +41,17 @@ func (s *scope) waitAtMost(d time.Duration) {
 func (s *scope) requeueAfter() time.Duration {
 	d := s.wait
 	if d == 0 {
-		d = 5 * time.Minute
-		if s.p.Spec.Interval != nil && s.p.Spec.Interval.Duration > 0 {
-			d = s.p.Spec.Interval.Duration
-		}
+		d = s.pollInterval()
 	}
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// pollInterval is how often the source is asked for new digests without a push notification.
+func (s *scope) pollInterval() time.Duration {
+	if s.p.Spec.Interval != nil && s.p.Spec.Interval.Duration > 0 {
+		return s.p.Spec.Interval.Duration
+	}
+	return 5 * time.Minute
 }
 
 // stage returns the status entry of stage i (status is kept in spec order by syncStageStatuses).

@@ -60,7 +60,9 @@ func (r *PromotionReconciler) pushSource() source.Source {
 			}
 			reqs := make([]reconcile.Request, 0, len(list.Items))
 			for _, p := range list.Items {
-				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+				key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+				r.pushed.Store(key, struct{}{}) // the next reconcile asks the source at once
+				reqs = append(reqs, reconcile.Request{NamespacedName: key})
 			}
 			return reqs
 		}))
