@@ -36,6 +36,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address Go's /debug/pprof profiles bind to, for memory and CPU investigations; \"0\" (the default) disables them.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one controller replica acts at a time.")
 	flag.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
 	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST /registry) binds to; \"0\" disables it.")
@@ -56,10 +57,10 @@ func main() {
 
 // options are the controller manager's flags.
 type options struct {
-	metricsAddr, probeAddr, leaderNamespace, cacheDir string
-	webhookAddr, webhookTokenFile                     string
-	leaderElect                                       bool
-	concurrency                                       int
+	metricsAddr, probeAddr, pprofAddr, leaderNamespace, cacheDir string
+	webhookAddr, webhookTokenFile                                string
+	leaderElect                                                  bool
+	concurrency                                                  int
 }
 
 func run(ctx context.Context, o options) error {
@@ -81,6 +82,7 @@ func run(ctx context.Context, o options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "ferry-controller.ferry.dev",
 		LeaderElectionNamespace: o.leaderNamespace,

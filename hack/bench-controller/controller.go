@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ type controller struct {
 	log        *os.File
 	metrics    string // http://127.0.0.1:port/metrics
 	webhook    string // http://127.0.0.1:port/registry
+	pprof      string // http://127.0.0.1:port/debug/pprof/
 	started    time.Time
 	peakRSSKiB int64
 
@@ -38,7 +40,7 @@ type controller struct {
 
 // startController starts bin at kubeconfig and waits for its readiness probe.
 func startController(ctx context.Context, bin, kubeconfig, dir, logName string) (*controller, error) {
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -49,10 +51,12 @@ func startController(ctx context.Context, bin, kubeconfig, dir, logName string) 
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address="+addr(ports[0]), "--health-probe-bind-address="+addr(ports[1]),
-		"--webhook-bind-address="+addr(ports[2]), "--cache-dir", filepath.Join(dir, "cache"))
+		"--webhook-bind-address="+addr(ports[2]), "--pprof-bind-address="+addr(ports[3]),
+		"--cache-dir", filepath.Join(dir, "cache"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	c := &controller{cmd: cmd, log: logFile, metrics: "http://" + addr(ports[0]) + "/metrics",
-		webhook: "http://" + addr(ports[2]) + "/registry", stopSampling: make(chan struct{})}
+		webhook: "http://" + addr(ports[2]) + "/registry", pprof: "http://" + addr(ports[3]) + "/debug/pprof/",
+		stopSampling: make(chan struct{})}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
@@ -93,7 +97,7 @@ func (c *controller) stop() {
 }
 
 // memory is the controller's resident memory as the kernel counts it.
-type memory struct{ rssKiB, hwmKiB int64 }
+type memory struct{ rssKiB, hwmKiB, anonKiB, fileKiB int64 }
 
 // readMemory reads VmRSS and VmHWM (the peak resident set) from /proc.
 func (c *controller) readMemory() (memory, error) {
@@ -115,6 +119,10 @@ func (c *controller) readMemory() (memory, error) {
 			m.rssKiB = v
 		case "VmHWM:":
 			m.hwmKiB = v
+		case "RssAnon:":
+			m.anonKiB = v
+		case "RssFile:":
+			m.fileKiB = v
 		}
 	}
 	return m, sc.Err()
@@ -283,4 +291,46 @@ func waitFor(ctx context.Context, interval time.Duration, cond func() (bool, err
 		case <-time.After(interval):
 		}
 	}
+}
+
+// saveProfile writes the controller's heap profile to path for `go tool pprof`; a failure is only reported, the
+// figures do not depend on it.
+func (c *controller) saveProfile(path string) {
+	err := func() error {
+		resp, err := http.Get(c.pprof + "heap")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %sheap: %s", c.pprof, resp.Status)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			_ = f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		fmt.Printf("  (heap profile not saved: %v)\n", err)
+		return
+	}
+	fmt.Printf("  heap profile: go tool pprof -top %s\n", path)
+}
+
+// runtimeBreakdown says where resident memory goes, from /proc and the Go runtime's own metrics.
+func runtimeBreakdown(m memory, families map[string]*dto.MetricFamily) string {
+	gauge := func(name string) float64 {
+		if mf := families[name]; mf != nil && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+		return 0
+	}
+	return fmt.Sprintf("RSS %.0f MiB = anonymous %.0f + file-backed %.0f (the binary's pages); Go heap in use %.0f MiB, "+
+		"stacks %.0f MiB, %0.f goroutines", float64(m.rssKiB)/1024, float64(m.anonKiB)/1024, float64(m.fileKiB)/1024,
+		gauge("go_memstats_heap_inuse_bytes")/(1<<20), gauge("go_memstats_stack_inuse_bytes")/(1<<20), gauge("go_goroutines"))
 }

@@ -91,6 +91,8 @@ type results struct {
 	resyncLatency   latency
 	resyncPeakKiB   int64
 	resyncRSSKiB    int64
+	settledMemory   string
+	resyncMemory    string
 	rolloutsStalled int
 	steps           []stepStats
 }
@@ -178,6 +180,8 @@ func firstRun(ctx context.Context, cfg config, c client.Client, w *world, f flee
 		return err
 	}
 	res.settledRSSKiB = mem.rssKiB
+	res.settledMemory = runtimeBreakdown(mem, families)
+	ctl.saveProfile(filepath.Join(cfg.dir, "heap-settled.pprof"))
 	if res.steps, err = stepBreakdown(ctx, c, f); err != nil {
 		return err
 	}
@@ -220,6 +224,8 @@ func restartRun(ctx context.Context, cfg config, bin, kubeconfig string, res *re
 		return err
 	}
 	res.resyncRSSKiB, res.resyncPeakKiB = mem.rssKiB, max(ctl.peak(), mem.hwmKiB)
+	res.resyncMemory = runtimeBreakdown(mem, families)
+	ctl.saveProfile(filepath.Join(cfg.dir, "heap-resync.pprof"))
 	return nil
 }
 
@@ -252,6 +258,7 @@ func report(cfg config, r results) {
 	fmt.Printf("reconciles: first run %d (mean %.3f s, %.0f errors), resync %d (mean %.3f s, %.0f counted); rollout status write failures %d\n",
 		r.firstLatency.count, mean(r.firstLatency), r.firstErrors, r.resyncLatency.count, mean(r.resyncLatency),
 		r.resync.reconciles, r.rolloutsStalled)
+	fmt.Printf("memory, fleet settled: %s\nmemory, after the resync: %s\n", r.settledMemory, r.resyncMemory)
 	fmt.Printf("\nfirst run, per stage step (from the controller's events): %-8s %9s %9s %9s %6s\n", "stages", "p50", "p99", "max", ">=5s")
 	for _, s := range r.steps {
 		fmt.Printf("  %-56s %8d %9s %9s %9s %6d\n", s.name, s.n, s.p50.Round(time.Millisecond), s.p99.Round(time.Millisecond), s.max.Round(time.Millisecond), s.slow)
