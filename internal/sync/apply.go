@@ -84,7 +84,7 @@ func (t *Target) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, err
 	if err != nil {
 		return nil, fmt.Errorf("nothing was applied: %w", err)
 	}
-	live, err := t.cache.GetManagedLiveObjs(targets, ownedBy(req.Owner))
+	live, err := t.cache.GetManagedLiveObjs(targets, ownedBy(req.Owner, t.namespace))
 	if err != nil {
 		return nil, fmt.Errorf("reading live objects of %s: %w", req.Owner, err)
 	}
@@ -326,8 +326,12 @@ const syncPoll = 250 * time.Millisecond
 
 // sync runs gitops-engine's sync to completion.
 func (t *Target) sync(ctx context.Context, req ApplyRequest, r gesync.ReconciliationResult) ([]common.ResourceSyncResult, error) {
+	// kubectl's client-side validation is off: it fetches and parses the API server's OpenAPI document on every
+	// apply (most of a sync's memory and time), and dryRun has already had the server validate every object
+	// strictly.
 	syncCtx, cleanup, err := gesync.NewSyncContext(req.Revision, r, t.config, t.config, t.kubectl, t.namespace,
-		gesync.WithPrune(req.Prune), gesync.WithPrunePropagationPolicy(&backgroundDeletion), gesync.WithLogr(t.log))
+		gesync.WithPrune(req.Prune), gesync.WithPrunePropagationPolicy(&backgroundDeletion), gesync.WithLogr(t.log),
+		gesync.WithManifestValidation(false))
 	if err != nil {
 		return nil, fmt.Errorf("starting sync: %w", err)
 	}
