@@ -287,3 +287,47 @@ func TestCopyWithDockerConfigJSONCredentials(t *testing.T) {
 		t.Errorf("Resolve with credentials = %q, %v", got, err)
 	}
 }
+
+// Clients share a transport only with the same trust: a Client with a CA bundle never lends it to one without.
+func TestTransportsSharedOnlyWithTheSameTrust(t *testing.T) {
+	host, ca := tlsRegistry(t)
+	srcRepo := mustRepo(t, startRegistry(t, false)+"/app")
+	d := pushImage(t, srcRepo, 512, 1)
+	trusted := newTestClient(t, Options{CABundle: ca})
+	if _, err := trusted.Copy(context.Background(), srcRepo.Digest(d.String()).String(), host+"/app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newTestClient(t, Options{}).Resolve(context.Background(), host+"/app@"+d.String()); err == nil ||
+		!strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a client without the CA bundle reached the TLS registry after one with it: %v", err)
+	}
+	again := newTestClient(t, Options{CABundle: ca})
+	if again.pool != trusted.pool {
+		t.Error("two clients with the same CA bundle got different transports")
+	}
+	if other := newTestClient(t, Options{CABundle: ca, Jobs: 9}); other.pool == trusted.pool {
+		t.Error("clients with different pool sizes share a transport")
+	}
+}
+
+func TestSharedTransportsAreBounded(t *testing.T) {
+	c := &transportCache{byKey: map[transportKey]*http.Transport{}}
+	first := transportKey{jobs: 1}
+	c.put(first, &http.Transport{})
+	for i := 2; i <= maxSharedTransports; i++ {
+		c.put(transportKey{jobs: i}, &http.Transport{})
+	}
+	if _, ok := c.get(first); !ok { // now the most recently used
+		t.Fatal("the first transport is gone before the bound is reached")
+	}
+	c.put(transportKey{jobs: maxSharedTransports + 1}, &http.Transport{})
+	if len(c.byKey) != maxSharedTransports || len(c.order) != maxSharedTransports {
+		t.Fatalf("%d transports kept (%d in order), want %d", len(c.byKey), len(c.order), maxSharedTransports)
+	}
+	if _, ok := c.get(first); !ok {
+		t.Error("the most recently used transport was evicted")
+	}
+	if _, ok := c.get(transportKey{jobs: 2}); ok {
+		t.Error("the least recently used transport was kept")
+	}
+}

@@ -2,13 +2,16 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -112,12 +115,19 @@ func (o Options) plainHTTPAllowed(host string) bool {
 	return false
 }
 
-// httpTransport builds the connection-pooling transport trusting the system roots plus the CA bundle.
+// httpTransport returns the connection-pooling transport trusting the system roots plus the CA bundle. Clients
+// with the same trust share one transport, so a controller that opens a Client per reconcile reuses connections
+// and loads the system roots once instead of holding a copy of them, and a pool of idle connections, per Client.
 func (o Options) httpTransport() (*http.Transport, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
+	key := transportKey{ca: sha256.Sum256(o.CABundle), jobs: o.jobs()}
+	if t, ok := sharedTransports.get(key); ok {
+		return t, nil
 	}
+	roots, err := systemRoots()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	pool := roots.Clone()
 	if len(o.CABundle) > 0 && !pool.AppendCertsFromPEM(o.CABundle) {
 		return nil, errors.New("CA bundle: no PEM certificate could be parsed")
 	}
@@ -133,7 +143,63 @@ func (o Options) httpTransport() (*http.Transport, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return t, nil
+	return sharedTransports.put(key, t), nil
+}
+
+// systemRoots loads the system trust roots once; x509.SystemCertPool returns a fresh copy on every call.
+var systemRoots = sync.OnceValues(x509.SystemCertPool)
+
+// transportKey identifies a transport's trust and pool size.
+type transportKey struct {
+	ca   [sha256.Size]byte
+	jobs int
+}
+
+// maxSharedTransports bounds the shared transports (one per distinct CA bundle in use); the least recently used
+// one is closed beyond it.
+const maxSharedTransports = 32
+
+var sharedTransports = &transportCache{byKey: map[transportKey]*http.Transport{}}
+
+// transportCache is a small least-recently-used set of shared transports.
+type transportCache struct {
+	mu    sync.Mutex
+	byKey map[transportKey]*http.Transport
+	order []transportKey // least recently used first
+}
+
+func (c *transportCache) get(k transportKey) (*http.Transport, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.byKey[k]
+	if ok {
+		c.touch(k)
+	}
+	return t, ok
+}
+
+// put stores t unless another caller stored one for k first, and returns the one stored.
+func (c *transportCache) put(k transportKey, t *http.Transport) *http.Transport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if existing, ok := c.byKey[k]; ok {
+		c.touch(k)
+		return existing
+	}
+	c.byKey[k] = t
+	c.order = append(c.order, k)
+	if len(c.order) > maxSharedTransports {
+		oldest := c.order[0]
+		c.order = c.order[1:]
+		c.byKey[oldest].CloseIdleConnections()
+		delete(c.byKey, oldest)
+	}
+	return t
+}
+
+func (c *transportCache) touch(k transportKey) {
+	i := slices.Index(c.order, k)
+	c.order = append(slices.Delete(c.order, i, i+1), k)
 }
 
 // policyTransport refuses plain-HTTP requests to hosts that are neither loopback nor marked insecure, whoever
