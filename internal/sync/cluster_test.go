@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -40,5 +44,96 @@ func TestClusterSharesOneCacheAcrossNamespaces(t *testing.T) {
 	}
 	if _, err := c.Target("Not_A_Namespace"); err == nil {
 		t.Error("a malformed namespace was accepted")
+	}
+}
+
+// TestClusterWatchesNamespacesAddedTogether: namespaces announced up front are watched by one cache, so their
+// targets apply without the cache listing again; a malformed name adds none of them.
+func TestClusterWatchesNamespacesAddedTogether(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx := testContext(t)
+	c, err := NewCluster(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	dev, prod := e.Namespace(t), e.Namespace(t)
+	if err := c.Watch(dev, "Not_A_Namespace", prod); err == nil || len(c.namespaces) != 0 {
+		t.Fatalf("Watch with a malformed name: %v, watching %v", err, c.namespaces)
+	}
+	if err := c.Watch(dev, prod, dev); err != nil {
+		t.Fatal(err)
+	}
+	cache := c.cache
+	image := "registry.example.com/shop@sha256:" + strings.Repeat("c", 64)
+	for _, ns := range []string{prod, dev} {
+		tgt, err := c.Target(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := ApplyRequest{Owner: "shop." + ns, Revision: "rev1", Objects: decode(t, deployment("web", image))}
+		if res, err := tgt.Apply(ctx, req); err != nil || actions(res)["Deployment/web"] != ActionCreated {
+			t.Fatalf("namespace %s: %+v, %v", ns, res, err)
+		}
+	}
+	if len(c.namespaces) != 2 || c.cache != cache {
+		t.Errorf("watching %v with a new cache %v, want the two namespaces in the first cache", c.namespaces, c.cache != cache)
+	}
+}
+
+// TestClusterConfinedToItsNamespaces: with a role bound in one namespace only, the cache watches that namespace
+// (not the whole cluster, which Ferry may not list) and applies work there.
+func TestClusterConfinedToItsNamespaces(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx := testContext(t)
+	ns := e.Namespace(t)
+	user := "ferry-confined-" + ns
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{"", "apps"}, Resources: []string{"configmaps", "deployments"},
+		Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+	}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
+	for _, obj := range []client.Object{role, binding} {
+		if err := e.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := NewCluster(e.User(t, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	tgt, err := c.Target(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := "registry.example.com/shop@sha256:" + strings.Repeat("d", 64)
+	req := ApplyRequest{Owner: "shop.dev", Revision: "rev1", Objects: decode(t, deployment("web", image))}
+	if res, err := tgt.Apply(ctx, req); err != nil || actions(res)["Deployment/web"] != ActionCreated {
+		t.Fatalf("apply with a namespace role: %+v, %v", res, err)
+	}
+	if c.allNamespaces {
+		t.Error("the cache watches the whole cluster with a role bound in one namespace")
+	}
+	if res, err := tgt.Apply(ctx, req); err != nil || res.Changed {
+		t.Fatalf("second apply changed something: %+v, %v", res, err)
+	}
+}
+
+// TestClusterWatchesTheWholeClusterWhenAllowed: with a cluster-wide role the cache watches every namespace once.
+func TestClusterWatchesTheWholeClusterWhenAllowed(t *testing.T) {
+	e := testenv.Need(t, env)
+	c, err := NewCluster(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.Watch(e.Namespace(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !c.allNamespaces {
+		t.Error("an administrator's cache watches namespaces one by one")
 	}
 }

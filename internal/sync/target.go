@@ -1,9 +1,11 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	gosync "sync"
+	"time"
 
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/health"
 
@@ -11,8 +13,11 @@ import (
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/utils/kube"
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/utils/tracing"
 	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -35,8 +40,14 @@ type Option func(*Cluster)
 func WithLogger(log logr.Logger) Option { return func(c *Cluster) { c.log = log } }
 
 // Cluster is what Ferry keeps for one cluster it applies stages to: one client and one gitops-engine cluster
-// cache that lists once, then watches, every namespace a Target was asked for. Sharing it keeps the cost of the
-// discovery data, OpenAPI schemas and clients to one copy per cluster rather than one per stage namespace.
+// cache. Sharing it keeps the cost of the discovery data, OpenAPI schemas and clients to one copy per cluster
+// rather than one per stage namespace.
+//
+// The cache watches each namespaced kind once for the whole cluster when Ferry may list Deployments in every
+// namespace (the ClusterRoleBinding config/rbac ships): a few dozen watches, however many stage namespaces
+// there are, and no listing again when a stage reaches a new namespace. Otherwise (Ferry confined to its stage
+// namespaces by RoleBindings) it watches each kind in each namespace a Target was asked for. Either way kinds Ferry
+// may not list are skipped, and it keeps full manifests only of Ferry's own objects.
 // It lives as long as the stages it serves; Close stops it.
 type Cluster struct {
 	config  *rest.Config
@@ -46,7 +57,9 @@ type Cluster struct {
 
 	mu         gosync.Mutex
 	namespaces []string
-	cache      cache.ClusterCache
+	// allNamespaces is decided when the cache is first made: whether it watches the whole cluster.
+	allNamespaces bool
+	cache         cache.ClusterCache
 }
 
 // NewCluster prepares the state for the cluster cfg points at. The cluster is first contacted by the first
@@ -73,40 +86,111 @@ func NewCluster(cfg *rest.Config, opts ...Option) (*Cluster, error) {
 // Target returns the target for namespace, adding the namespace to what the cache watches when it is new (the
 // cache then lists again at its next use).
 func (c *Cluster) Target(namespace string) (*Target, error) {
-	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
-		return nil, fmt.Errorf("namespace %q: %s", namespace, errs[0])
+	if err := c.Watch(namespace); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !slices.Contains(c.namespaces, namespace) {
-		c.namespaces = append(c.namespaces, namespace)
-		c.watchNamespaces()
-	}
 	return &Target{Cluster: c, namespace: namespace, cache: c.cache}, nil
 }
 
-// watchNamespaces makes the cache cover c.namespaces, creating it the first time. Never an empty list: to
-// gitops-engine that would mean every namespace.
+// Watch adds namespaces to what the cache watches, all at once. A cache confined to namespaces lists every one
+// of them again at its next use after a change, so a caller that knows the namespaces it will sync to passes them
+// together rather than making the cache list again for each; a cache of the whole cluster has them already.
+func (c *Cluster) Watch(namespaces ...string) error {
+	for _, ns := range namespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("namespace %q: %s", ns, errs[0])
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	added := false
+	for _, ns := range namespaces {
+		if !slices.Contains(c.namespaces, ns) {
+			c.namespaces = append(c.namespaces, ns)
+			added = true
+		}
+	}
+	if len(c.namespaces) > 0 && (added || c.cache == nil) {
+		c.watchNamespaces()
+	}
+	return nil
+}
+
+// watchNamespaces makes the cache cover c.namespaces, creating it the first time. Never an empty list in
+// namespaced mode: to gitops-engine that would mean every namespace.
 func (c *Cluster) watchNamespaces() {
-	namespaces := slices.Clone(c.namespaces)
 	if c.cache != nil {
-		c.cache.Invalidate(cache.SetNamespaces(namespaces))
+		if !c.allNamespaces {
+			c.cache.Invalidate(cache.SetNamespaces(slices.Clone(c.namespaces)))
+		}
 		return
 	}
-	// Listing every kind of a namespace draws deprecation warnings (v1 Endpoints) that say nothing about the
-	// stage's manifests; the cache's requests are kept quiet, applies still warn.
+	// Listing every kind draws deprecation warnings (v1 Endpoints) that say nothing about the stage's
+	// manifests; the cache's requests are kept quiet, applies still warn.
 	quiet := rest.CopyConfig(c.config)
 	quiet.WarningHandler = rest.NoWarnings{}
-	c.cache = cache.NewClusterCache(quiet,
-		cache.SetNamespaces(namespaces),
+	filter := cacheFilter{clusterScoped: map[string]bool{}}
+	opts := []cache.UpdateSettingsFunc{
 		cache.SetClusterResources(false),
 		cache.SetKubectl(c.kubectl),
 		cache.SetLogr(c.log),
 		cache.SetPopulateResourceInfoHandler(populateOwner),
 		// Ferry's role lists only the kinds stages may contain: kinds it may not list are skipped, not fatal.
 		cache.SetRespectRBAC(cache.RespectRbacNormal),
-		cache.SetSettings(cache.Settings{ResourceHealthOverride: noHealthOverride{}, ResourcesFilter: volatileKinds{}}),
-	)
+	}
+	c.allNamespaces = c.mayListEverywhere()
+	if c.allNamespaces {
+		// gitops-engine watches cluster-scoped kinds too when it watches every namespace; stages hold only
+		// namespaced objects, so those kinds are left out.
+		filter.clusterScoped = clusterScopedKinds(quiet)
+	} else {
+		opts = append(opts, cache.SetNamespaces(slices.Clone(c.namespaces)))
+	}
+	opts = append(opts, cache.SetSettings(cache.Settings{ResourceHealthOverride: noHealthOverride{}, ResourcesFilter: filter}))
+	c.cache = cache.NewClusterCache(quiet, opts...)
+}
+
+// mayListEverywhere asks the API server whether Ferry may list and watch Deployments in every namespace.
+func (c *Cluster) mayListEverywhere() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, verb := range []string{"list", "watch"} {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: "apps", Resource: "deployments"},
+		}}
+		if err := c.client.Create(ctx, review); err != nil || !review.Status.Allowed {
+			if err != nil {
+				c.log.Info("cannot tell whether Ferry may watch the whole cluster; watching stage namespaces only", "error", err.Error())
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// clusterScopedKinds lists the cluster-scoped kinds the API server serves ("group/Kind"). A partial discovery
+// failure (an aggregated API that is down) still returns what was found.
+func clusterScopedKinds(cfg *rest.Config) map[string]bool {
+	kinds := map[string]bool{}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return kinds
+	}
+	lists, _ := dc.ServerPreferredResources()
+	for _, list := range lists {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if !r.Namespaced {
+				kinds[gv.Group+"/"+r.Kind] = true
+			}
+		}
+	}
+	return kinds
 }
 
 // Close stops the cache's watches.
@@ -159,11 +243,12 @@ func populateOwner(un *unstructured.Unstructured, _ bool) (any, bool) {
 	return owner, owner != ""
 }
 
-// ownedBy selects cached objects labelled for owner.
-func ownedBy(owner string) func(r *cache.Resource) bool {
+// ownedBy selects cached objects labelled for owner in namespace. A cache of the whole cluster also holds the
+// owner's objects in other namespaces (where a stage used to sync, say); those are never touched from here.
+func ownedBy(owner, namespace string) func(r *cache.Resource) bool {
 	return func(r *cache.Resource) bool {
 		v, _ := r.Info.(string)
-		return v == owner
+		return v == owner && r.Ref.Namespace == namespace
 	}
 }
 
@@ -178,17 +263,20 @@ func validateOwner(owner string) error {
 	return nil
 }
 
-// volatileKinds keeps out of the cache the kinds that change all the time and that no stage declares in Git —
-// events, endpoints, leases, controller revisions — which otherwise make up most of a busy namespace's cache.
-type volatileKinds struct{}
+// cacheFilter keeps out of the cache what no stage declares: cluster-scoped kinds, Ferry's own Promotions, and the
+// kinds that change all the time — events, endpoints, leases, controller revisions — which otherwise make up most
+// of a busy namespace's cache.
+type cacheFilter struct {
+	clusterScoped map[string]bool
+}
 
-func (volatileKinds) IsExcludedResource(group, kind, _ string) bool {
+func (f cacheFilter) IsExcludedResource(group, kind, _ string) bool {
 	switch group + "/" + kind {
 	case "/Event", "events.k8s.io/Event", "/Endpoints", "discovery.k8s.io/EndpointSlice",
 		"coordination.k8s.io/Lease", "apps/ControllerRevision":
 		return true
 	}
-	return false
+	return group == "ferry.dev" || f.clusterScoped[group+"/"+kind]
 }
 
 // noHealthOverride keeps gitops-engine's own health assessments.

@@ -134,6 +134,17 @@ func (e *Env) Namespace(t testing.TB) string {
 	return ns.Name
 }
 
+// User returns a client configuration for a new user with no permissions (no groups beyond system:authenticated),
+// for tests of what Ferry does with a narrow role; bind roles to the name to grant some.
+func (e *Env) User(t testing.TB, name string) *rest.Config {
+	t.Helper()
+	u, err := e.env.AddUser(envtest.User{Name: name}, e.Config)
+	if err != nil {
+		t.Fatalf("adding user %s: %v", name, err)
+	}
+	return u.Config()
+}
+
 // BinaryAssets returns the folder holding etcd and kube-apiserver: $KUBEBUILDER_ASSETS when set, else the cache
 // folder hack/controlplane.sh builds into, which must already exist.
 func BinaryAssets() (string, error) {
