@@ -9,6 +9,7 @@ import (
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/scm"
+	"github.com/ferrycd/ferry/internal/sync"
 )
 
 // Engines are the side-effect owners the pipeline drives. Each knows nothing of Promotions; the reconciler turns
@@ -52,9 +53,13 @@ type Health struct {
 type Syncer interface {
 	// Apply renders the files in dir and applies them; applying the same revision twice changes nothing.
 	Apply(ctx context.Context, t SyncTarget, dir, revision string) error
-	// Health assesses the objects the files in dir declare, and whether their workloads run declaredImage
-	// ("repository@sha256:…").
-	Health(ctx context.Context, t SyncTarget, dir, declaredImage string) (Health, error)
+	// Objects renders the files in dir and names the objects they declare, as applied to t.Namespace.
+	Objects(t SyncTarget, dir string) ([]sync.ObjectRef, error)
+	// Health assesses the objects, and whether their workloads run declaredImage ("repository@sha256:…").
+	Health(ctx context.Context, t SyncTarget, objects []sync.ObjectRef, declaredImage string) (Health, error)
+	// Expect announces targets that stages will sync to, so that a cluster's watches of their namespaces start
+	// together rather than one namespace at a time.
+	Expect(targets []SyncTarget) error
 }
 
 // Default waits between checks of things that change outside Ferry.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +60,11 @@ type PromotionReconciler struct {
 	// discovered remembers when each Promotion's source was last asked (a discovery); pushed marks the
 	// Promotions a registry notification asks to look at once.
 	discovered, pushed sync.Map
+	// renderedObjects remembers what stage paths render to, by commit (see declaredObjects).
+	renderedOnce sync.Once
+	// fleetExpected announces every Promotion's stage namespaces once (see expectSyncTargets).
+	fleetExpected   sync.Once
+	renderedObjects *lru.Cache
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -84,7 +90,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.initMetrics(&p)
-	s := &scope{p: &p, now: metav1.NewTime(r.now()), before: p.DeepCopy()}
+	s := &scope{p: &p, now: metav1.NewTime(r.now()), before: p.DeepCopy(), started: time.Now()}
 	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, s)
 	}

@@ -24,6 +24,29 @@ type scope struct {
 	waiting error
 	// drift lists, per settled stage, workloads that do not run the digest Git declares.
 	drift []string
+	// started is when the reconcile began (wall clock, whatever now says); moves counts the phase changes it
+	// made. Together they bound the work of one reconcile (see yieldAfterWork).
+	started time.Time
+	moves   int
+}
+
+// workBudget is how long one reconcile keeps moving stages before it hands its worker to the next Promotion and
+// comes back at once: one Promotion promoting three stages in a row (copy, push, sync each) would otherwise hold
+// a worker for seconds while others wait.
+const workBudget = 300 * time.Millisecond
+
+// yieldDelay is how soon a reconcile that used up its work budget comes back.
+const yieldDelay = 10 * time.Millisecond
+
+// yieldAfterWork reports whether this reconcile has moved stages for longer than its budget, and if so asks to
+// be reconciled again shortly. A reconcile that has moved nothing never yields, so slow reads cannot make it
+// spin without progress.
+func (s *scope) yieldAfterWork() bool {
+	if s.moves == 0 || time.Since(s.started) < workBudget {
+		return false
+	}
+	s.waitAtMost(yieldDelay)
+	return true
 }
 
 // waitAtMost asks for the next reconcile no later than d from now.

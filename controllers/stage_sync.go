@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/lru"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/sync"
@@ -58,16 +59,52 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 	if err != nil {
 		return Health{}, err
 	}
-	declared := s.p.Spec.Stages[i].Registry.Repository + "@" + digest
-	var h Health
-	err = r.withCheckout(ctx, s, i, func(dir string) error {
-		h, err = r.Engines.Sync.Health(ctx, target, dir, declared)
+	objects, err := r.declaredObjects(ctx, s, i, target)
+	if err != nil {
+		return Health{}, err
+	}
+	h, err := r.Engines.Sync.Health(ctx, target, objects, s.p.Spec.Stages[i].Registry.Repository+"@"+digest)
+	if err != nil {
+		return Health{}, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err)
+	}
+	r.metrics().SetDrift(s.metricsStage(i), len(h.Drift) > 0)
+	return h, nil
+}
+
+// declaredObjects names the objects stage i declares at its last commit. A commit never changes, so what its
+// files render to is remembered: health polls and drift checks do not check out and render the path again.
+func (r *PromotionReconciler) declaredObjects(ctx context.Context, s *scope, i int, target SyncTarget) ([]sync.ObjectRef, error) {
+	stage := &s.p.Spec.Stages[i]
+	key := renderKey{repository: s.in.git.URL, commit: s.stage(i).LastCommit, path: stage.Path,
+		format: stage.Manifest.Format, namespace: target.Namespace}
+	if objects, ok := r.rendered().Get(key); ok {
+		return objects.([]sync.ObjectRef), nil
+	}
+	var objects []sync.ObjectRef
+	err := r.withCheckout(ctx, s, i, func(dir string) (err error) {
+		objects, err = r.Engines.Sync.Objects(target, dir)
 		return err
 	})
-	if err == nil {
-		r.metrics().SetDrift(s.metricsStage(i), len(h.Drift) > 0)
+	if err != nil {
+		return nil, err
 	}
-	return h, err
+	r.rendered().Add(key, objects)
+	return objects, nil
+}
+
+// renderKey identifies what a stage path renders to: the files at a commit, read in a format, placed in a
+// namespace.
+type renderKey struct {
+	repository, commit, path, namespace string
+	format                              ferryv1.ManifestFormat
+}
+
+// renderedObjectsKept bounds the remembered renders: a few per stage (the running and the in-flight commit).
+const renderedObjectsKept = 8192
+
+func (r *PromotionReconciler) rendered() *lru.Cache {
+	r.renderedOnce.Do(func() { r.renderedObjects = lru.New(renderedObjectsKept) })
+	return r.renderedObjects
 }
 
 // syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.

@@ -36,8 +36,12 @@ type stageStep func(ctx context.Context, s *scope, i int) (moved bool, err error
 
 // promoteStages walks the stages in order, moving each as far as it can go now.
 func (r *PromotionReconciler) promoteStages(ctx context.Context, s *scope) error {
+	r.expectSyncTargets(ctx, s)
 	for i := range s.p.Spec.Stages {
 		for n := 0; n < maxStepsPerReconcile; n++ {
+			if s.yieldAfterWork() {
+				return nil
+			}
 			moved, err := r.stepFor(s, i)(ctx, s, i)
 			if err != nil {
 				return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
@@ -45,6 +49,7 @@ func (r *PromotionReconciler) promoteStages(ctx context.Context, s *scope) error
 			if !moved {
 				break
 			}
+			s.moves++
 			if err := r.checkpoint(ctx, s); err != nil {
 				return err
 			}

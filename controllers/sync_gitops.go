@@ -36,21 +36,47 @@ func (g *GitopsSyncer) Close() {
 
 // target returns the sync target of a stage, sharing the cluster's cache with every other stage there.
 func (g *GitopsSyncer) target(t SyncTarget) (*sync.Target, error) {
+	c, err := g.cluster(t)
+	if err != nil {
+		return nil, err
+	}
+	return c.Target(t.Namespace)
+}
+
+// Expect has each cluster's cache watch the namespaces of targets, all in one go.
+func (g *GitopsSyncer) Expect(targets []SyncTarget) error {
+	namespaces := map[*sync.Cluster][]string{}
+	for _, t := range targets {
+		c, err := g.cluster(t)
+		if err != nil {
+			return err
+		}
+		namespaces[c] = append(namespaces[c], t.Namespace)
+	}
+	for c, ns := range namespaces {
+		if err := c.Watch(ns...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cluster returns the state kept for the cluster t is in, creating it on first use.
+func (g *GitopsSyncer) cluster(t SyncTarget) (*sync.Cluster, error) {
 	// One cluster state per API server and identity; the key is a hash so that no credential is kept in it.
 	sum := sha256.Sum256([]byte(t.Config.Host + "\x00" + t.Config.Username + "\x00" + t.Config.BearerToken + "\x00" + string(t.Config.CertData)))
 	key := hex.EncodeToString(sum[:])
 	g.mu.Lock()
-	c, ok := g.clusters[key]
-	if !ok {
-		var err error
-		if c, err = sync.NewCluster(t.Config); err != nil {
-			g.mu.Unlock()
-			return nil, err
-		}
-		g.clusters[key] = c
+	defer g.mu.Unlock()
+	if c, ok := g.clusters[key]; ok {
+		return c, nil
 	}
-	g.mu.Unlock()
-	return c.Target(t.Namespace)
+	c, err := sync.NewCluster(t.Config)
+	if err != nil {
+		return nil, err
+	}
+	g.clusters[key] = c
+	return c, nil
 }
 
 // render reads the stage files checked out in dir.
@@ -80,26 +106,31 @@ func (g *GitopsSyncer) Apply(ctx context.Context, t SyncTarget, dir, revision st
 	return err
 }
 
-// Health assesses the declared objects with gitops-engine and compares running images with the declared one.
-func (g *GitopsSyncer) Health(ctx context.Context, t SyncTarget, dir, declaredImage string) (Health, error) {
+// Objects renders the files in dir and names what they declare in t.Namespace.
+func (g *GitopsSyncer) Objects(t SyncTarget, dir string) ([]sync.ObjectRef, error) {
 	objs, err := render(t, dir)
 	if err != nil {
-		return Health{}, err
-	}
-	tgt, err := g.target(t)
-	if err != nil {
-		return Health{}, err
+		return nil, err
 	}
 	refs := make([]sync.ObjectRef, len(objs))
 	for i, o := range objs {
 		refs[i] = sync.RefOf(o)
 		refs[i].Namespace = t.Namespace
 	}
-	report, err := tgt.Health(ctx, refs)
+	return refs, nil
+}
+
+// Health assesses the objects with gitops-engine and compares running images with the declared one.
+func (g *GitopsSyncer) Health(ctx context.Context, t SyncTarget, objects []sync.ObjectRef, declaredImage string) (Health, error) {
+	tgt, err := g.target(t)
 	if err != nil {
 		return Health{}, err
 	}
-	drifts, err := tgt.Drift(ctx, refs, []string{declaredImage})
+	report, err := tgt.Health(ctx, objects)
+	if err != nil {
+		return Health{}, err
+	}
+	drifts, err := tgt.Drift(ctx, objects, []string{declaredImage})
 	if err != nil {
 		return Health{}, err
 	}
