@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -84,11 +85,8 @@ func (t *Target) Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, err
 	if err != nil {
 		return nil, fmt.Errorf("nothing was applied: %w", err)
 	}
-	live, err := t.cache.GetManagedLiveObjs(targets, ownedBy(req.Owner, t.namespace))
+	live, err := t.liveObjects(ctx, targets, req.Owner)
 	if err != nil {
-		return nil, fmt.Errorf("reading live objects of %s: %w", req.Owner, err)
-	}
-	if err := t.refreshLive(ctx, targets, live); err != nil {
 		return nil, err
 	}
 	if err := checkOwnership(targets, live, req); err != nil {
@@ -170,25 +168,44 @@ func (t *Target) checkScope(ctx context.Context, obj *unstructured.Unstructured)
 	return ctx.Err()
 }
 
-// refreshLive replaces the cached copies of the declared objects with fresh reads. The cache follows a watch and
-// may lag a change made a moment ago (a `kubectl set image`); deciding "nothing to do" or "not ours" from a stale
-// copy would skip a needed apply.
-func (t *Target) refreshLive(ctx context.Context, targets []*unstructured.Unstructured, live map[kube.ResourceKey]*unstructured.Unstructured) error {
-	for _, tgt := range targets {
-		fresh := &unstructured.Unstructured{}
-		fresh.SetGroupVersionKind(tgt.GroupVersionKind())
-		key := kube.GetResourceKey(tgt)
-		err := t.client.Get(ctx, client.ObjectKey{Namespace: tgt.GetNamespace(), Name: tgt.GetName()}, fresh)
+// liveObjects reads fresh from the API server every declared object that exists, and every other object the
+// cache knows as the owner's in this namespace (the prune candidates). The cache keeps no manifests, only who owns
+// what at which resource version, so its memory does not grow with the stages' objects; and a watch may lag a
+// change made a moment ago (a `kubectl set image`): deciding "nothing to do" or "not ours" from a stale copy
+// would skip a needed apply.
+func (t *Target) liveObjects(ctx context.Context, targets []*unstructured.Unstructured, owner string) (map[kube.ResourceKey]*unstructured.Unstructured, error) {
+	live := map[kube.ResourceKey]*unstructured.Unstructured{}
+	declared := map[kube.ResourceKey]bool{}
+	read := func(key kube.ResourceKey, gvk schema.GroupVersionKind, name string) error {
+		obj := &unstructured.Unstructured{}
+		obj.SetGroupVersionKind(gvk)
+		err := t.client.Get(ctx, client.ObjectKey{Namespace: t.namespace, Name: name}, obj)
 		switch {
 		case apierrors.IsNotFound(err):
-			delete(live, key)
+			return nil
 		case err != nil:
-			return fmt.Errorf("reading %s: %w", describe(tgt), err)
-		default:
-			live[key] = fresh
+			return fmt.Errorf("reading %s %s/%s: %w", gvk.Kind, t.namespace, name, err)
+		}
+		live[key] = obj
+		return nil
+	}
+	for _, tgt := range targets {
+		key := kube.GetResourceKey(tgt)
+		declared[key] = true
+		if err := read(key, tgt.GroupVersionKind(), tgt.GetName()); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	for key, r := range t.cache.FindResources(t.namespace, ownedBy(owner, t.namespace)) {
+		// Objects another object owns (a ReplicaSet of a Deployment) go with their owner, never on their own.
+		if declared[key] || len(r.OwnerRefs) > 0 {
+			continue
+		}
+		if err := read(key, r.Ref.GroupVersionKind(), r.Ref.Name); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
 }
 
 // cacheLag bounds how long Apply waits for its own writes to reach the cache.

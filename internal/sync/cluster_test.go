@@ -6,6 +6,7 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ferrycd/ferry/internal/testenv"
@@ -16,11 +17,7 @@ import (
 func TestClusterSharesOneCacheAcrossNamespaces(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx := testContext(t)
-	c, err := NewCluster(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newCluster(t, e.Config)
 	image := "registry.example.com/shop@sha256:" + strings.Repeat("b", 64)
 	for i, owner := range []string{"shop.dev", "shop.staging"} {
 		ns := e.Namespace(t)
@@ -52,11 +49,7 @@ func TestClusterSharesOneCacheAcrossNamespaces(t *testing.T) {
 func TestClusterWatchesNamespacesAddedTogether(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx := testContext(t)
-	c, err := NewCluster(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newCluster(t, e.Config)
 	dev, prod := e.Namespace(t), e.Namespace(t)
 	if err := c.Watch(dev, "Not_A_Namespace", prod); err == nil || len(c.namespaces) != 0 {
 		t.Fatalf("Watch with a malformed name: %v, watching %v", err, c.namespaces)
@@ -100,11 +93,7 @@ func TestClusterConfinedToItsNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := NewCluster(e.User(t, user))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newCluster(t, e.User(t, user))
 	tgt, err := c.Target(ns)
 	if err != nil {
 		t.Fatal(err)
@@ -125,15 +114,22 @@ func TestClusterConfinedToItsNamespaces(t *testing.T) {
 // TestClusterWatchesTheWholeClusterWhenAllowed: with a cluster-wide role the cache watches every namespace once.
 func TestClusterWatchesTheWholeClusterWhenAllowed(t *testing.T) {
 	e := testenv.Need(t, env)
-	c, err := NewCluster(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := newCluster(t, e.Config)
 	if err := c.Watch(e.Namespace(t)); err != nil {
 		t.Fatal(err)
 	}
 	if !c.allNamespaces {
 		t.Error("an administrator's cache watches namespaces one by one")
 	}
+}
+
+// newCluster returns a Cluster for cfg, closed when the test ends.
+func newCluster(t *testing.T, cfg *rest.Config) *Cluster {
+	t.Helper()
+	c, err := NewCluster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

@@ -236,11 +236,10 @@ func (t *Target) Close() {
 	}
 }
 
-// populateOwner remembers the owner label of every cached object and keeps full manifests only of Ferry's own
-// objects, so the cache of a busy namespace stays small.
+// populateOwner remembers the owner label of every cached object and keeps no manifest: Apply reads the objects
+// it needs fresh from the API server, so the cache holds a few hundred bytes per object however big it is.
 func populateOwner(un *unstructured.Unstructured, _ bool) (any, bool) {
-	owner := un.GetLabels()[OwnerLabel]
-	return owner, owner != ""
+	return un.GetLabels()[OwnerLabel], false
 }
 
 // ownedBy selects cached objects labelled for owner in namespace. A cache of the whole cluster also holds the
