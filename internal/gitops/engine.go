@@ -65,9 +65,14 @@ type Options struct {
 	// MaxPacks bounds the packs a cache may collect (one per incremental fetch) before it is dropped and cloned
 	// afresh at the next fetch, since every object lookup scans every pack index (default 64).
 	MaxPacks int
+	// ObjectCacheBytes bounds the decoded Git objects kept in memory per repository (default 8 MiB; go-git's
+	// own default, 96 MiB per repository, adds up fast when one controller serves many repositories).
+	ObjectCacheBytes int64
 	// Now stamps commits (default time.Now).
 	Now func() time.Time
 }
+
+const defaultObjectCacheBytes = 8 * cache.MiByte
 
 // Engine pins image digests in Git repositories. It is safe for concurrent use.
 type Engine struct {
@@ -111,6 +116,8 @@ func New(opts Options) (*Engine, error) {
 type cachedRepo struct {
 	endpoint *transport.Endpoint
 	dir      string
+	// objectCache bounds the decoded objects the store keeps in memory.
+	objectCache cache.FileSize
 
 	storeMu sync.Mutex
 	store   *filesystem.Storage
@@ -140,12 +147,19 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if c, ok := e.repos[key]; ok {
 		return c, nil
 	}
-	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key)}
+	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key), objectCache: e.opts.objectCacheBytes()}
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
 	e.repos[key] = c
 	return c, nil
+}
+
+func (o Options) objectCacheBytes() cache.FileSize {
+	if o.ObjectCacheBytes > 0 {
+		return cache.FileSize(o.ObjectCacheBytes)
+	}
+	return defaultObjectCacheBytes
 }
 
 // open initialises (when new) and opens the bare cache repository.
@@ -155,7 +169,7 @@ func (c *cachedRepo) open() error {
 			return err
 		}
 	}
-	c.store = filesystem.NewStorage(osfs.New(c.dir), cache.NewObjectLRUDefault())
+	c.store = filesystem.NewStorage(osfs.New(c.dir), cache.NewObjectLRU(c.objectCache))
 	return nil
 }
 
