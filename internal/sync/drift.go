@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Drift is a declared image that is not what a workload runs.
@@ -57,22 +55,25 @@ func (t *Target) Drift(ctx context.Context, refs []ObjectRef, declared []string)
 	}
 	var running []containerImage
 	for _, ref := range refs {
-		path, ok := podSpecPaths[ref.Group+"/"+ref.Kind]
-		if !ok {
+		if _, workload := podSpecPaths[ref.Group+"/"+ref.Kind]; !workload {
 			continue
 		}
-		obj := &unstructured.Unstructured{}
-		obj.SetGroupVersionKind(ref.GroupVersionKind())
-		err := t.client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, obj)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
+		obj, err := t.read(ctx, ref)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", ref, err)
+			return nil, err
 		}
-		running = append(running, podImages(ref, obj, path)...)
+		running = append(running, workloadImages(ref, obj)...)
 	}
 	return compareImages(running, wanted), nil
+}
+
+// workloadImages lists the containers of a workload as read (none for other kinds, or when it does not exist).
+func workloadImages(ref ObjectRef, obj *unstructured.Unstructured) []containerImage {
+	path, ok := podSpecPaths[ref.Group+"/"+ref.Kind]
+	if !ok || obj == nil {
+		return nil
+	}
+	return podImages(ref, obj, path)
 }
 
 // parseDeclared requires digest references, the only kind Ferry declares.

@@ -57,6 +57,15 @@ func TestDriftDetectsImageChangedInTheCluster(t *testing.T) {
 		t.Fatalf("drift = %v", d)
 	}
 
+	// Assess reads each object once for both answers: the same drift, and the health of every declared object.
+	report, assessed, err := tgt.Assess(ctx, res.Declared, []string{declared})
+	if err != nil || len(assessed) != 1 || assessed[0] != drifts[0] {
+		t.Fatalf("Assess drifts = %v, %v; want %v", assessed, err, drifts[0])
+	}
+	if len(report.Resources) != len(res.Declared) || report.Resources[0].Ref.Name != "web" {
+		t.Fatalf("Assess health = %+v, want one entry per declared object", report)
+	}
+
 	// Applying the same revision again repairs the drift: the diff sees the live image differ from Git.
 	again, err := tgt.Apply(ctx, ApplyRequest{Owner: "shop.dev", Revision: "r1", Objects: objs})
 	if err != nil || !again.Changed {

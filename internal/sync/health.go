@@ -67,38 +67,61 @@ func (e *HealthTimeoutError) Error() string {
 // counts) and assesses it with gitops-engine's health checks. An object that is gone is Missing; a kind without a
 // health check (ConfigMap, Secret, …) is Healthy once it exists.
 func (t *Target) Health(ctx context.Context, refs []ObjectRef) (HealthReport, error) {
+	report, _, err := t.Assess(ctx, refs, nil)
+	return report, err
+}
+
+// Assess reads every referenced object once and reports both its health (as Health does) and how the running
+// images differ from the declared ones (as Drift does).
+func (t *Target) Assess(ctx context.Context, refs []ObjectRef, declaredImages []string) (HealthReport, []Drift, error) {
+	wanted, err := parseDeclared(declaredImages)
+	if err != nil {
+		return HealthReport{}, nil, err
+	}
 	report := HealthReport{Status: Healthy, Resources: make([]ResourceHealth, 0, len(refs))}
+	var running []containerImage
 	for _, ref := range refs {
-		rh, err := t.resourceHealth(ctx, ref)
+		obj, err := t.read(ctx, ref)
 		if err != nil {
-			return HealthReport{}, err
+			return HealthReport{}, nil, err
 		}
+		rh := resourceHealth(ref, obj)
 		report.Resources = append(report.Resources, rh)
 		if health.IsWorse(report.Status, rh.Status) {
 			report.Status, report.Worst = rh.Status, rh
 		}
+		running = append(running, workloadImages(ref, obj)...)
 	}
-	return report, nil
+	return report, compareImages(running, wanted), nil
 }
 
-func (t *Target) resourceHealth(ctx context.Context, ref ObjectRef) (ResourceHealth, error) {
+// read gets an object from the API server; nil when it does not exist.
+func (t *Target) read(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(ref.GroupVersionKind())
 	err := t.client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, obj)
 	if apierrors.IsNotFound(err) {
-		return ResourceHealth{Ref: ref, Status: Missing, Message: "not found"}, nil
+		return nil, nil
 	}
 	if err != nil {
-		return ResourceHealth{}, fmt.Errorf("reading %s: %w", ref, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return obj, nil
+}
+
+// resourceHealth assesses one object as read (nil: it does not exist).
+func resourceHealth(ref ObjectRef, obj *unstructured.Unstructured) ResourceHealth {
+	if obj == nil {
+		return ResourceHealth{Ref: ref, Status: Missing, Message: "not found"}
 	}
 	hs, err := health.GetResourceHealth(obj, nil)
 	switch {
 	case err != nil:
-		return ResourceHealth{Ref: ref, Status: Unknown, Message: err.Error()}, nil
+		return ResourceHealth{Ref: ref, Status: Unknown, Message: err.Error()}
 	case hs == nil:
-		return ResourceHealth{Ref: ref, Status: Healthy}, nil
+		return ResourceHealth{Ref: ref, Status: Healthy}
 	}
-	return ResourceHealth{Ref: ref, Status: hs.Status, Message: hs.Message}, nil
+	return ResourceHealth{Ref: ref, Status: hs.Status, Message: hs.Message}
 }
 
 // healthPoll is the longest WaitHealthy goes without re-reading; changes seen by the watch wake it sooner.
