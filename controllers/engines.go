@@ -51,8 +51,9 @@ type Health struct {
 
 // Syncer applies rendered stage files and observes health.
 type Syncer interface {
-	// Apply renders the files in dir and applies them; applying the same revision twice changes nothing.
-	Apply(ctx context.Context, t SyncTarget, dir, revision string) error
+	// Apply renders the files in dir and applies them, and names the objects applied (as Objects does);
+	// applying the same revision twice changes nothing.
+	Apply(ctx context.Context, t SyncTarget, dir, revision string) ([]sync.ObjectRef, error)
 	// Objects renders the files in dir and names the objects they declare, as applied to t.Namespace.
 	Objects(t SyncTarget, dir string) ([]sync.ObjectRef, error)
 	// Health assesses the objects, and whether their workloads run declaredImage ("repository@sha256:…").

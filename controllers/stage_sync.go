@@ -25,12 +25,15 @@ func (r *PromotionReconciler) syncStage(ctx context.Context, s *scope, i int) (b
 	if err != nil {
 		return false, err
 	}
-	err = r.withCheckout(ctx, s, i, func(dir string) error {
-		return r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
+	var objects []sync.ObjectRef
+	err = r.withCheckout(ctx, s, i, func(dir string) (err error) {
+		objects, err = r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
+		return err
 	})
 	if err != nil {
 		return false, err
 	}
+	r.rendered().Add(renderKeyOf(s, i, target), objects)
 	r.event(s.p, corev1.EventTypeNormal, ReasonSynced, "stage %s: applied %s at %s to namespace %s", st.Name, s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), target.Namespace)
 	s.setPhase(i, ferryv1.PhaseProgressing, "Applied commit %s; waiting for the rollout to become healthy.", shortSHA(st.LastCommit))
 	return true, nil
@@ -74,9 +77,7 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 // declaredObjects names the objects stage i declares at its last commit. A commit never changes, so what its
 // files render to is remembered: health polls and drift checks do not check out and render the path again.
 func (r *PromotionReconciler) declaredObjects(ctx context.Context, s *scope, i int, target SyncTarget) ([]sync.ObjectRef, error) {
-	stage := &s.p.Spec.Stages[i]
-	key := renderKey{repository: s.in.git.URL, commit: s.stage(i).LastCommit, path: stage.Path,
-		format: stage.Manifest.Format, namespace: target.Namespace}
+	key := renderKeyOf(s, i, target)
 	if objects, ok := r.rendered().Get(key); ok {
 		return objects.([]sync.ObjectRef), nil
 	}
@@ -97,6 +98,12 @@ func (r *PromotionReconciler) declaredObjects(ctx context.Context, s *scope, i i
 type renderKey struct {
 	repository, commit, path, namespace string
 	format                              ferryv1.ManifestFormat
+}
+
+func renderKeyOf(s *scope, i int, target SyncTarget) renderKey {
+	stage := &s.p.Spec.Stages[i]
+	return renderKey{repository: s.in.git.URL, commit: s.stage(i).LastCommit, path: stage.Path,
+		format: stage.Manifest.Format, namespace: target.Namespace}
 }
 
 // renderedObjectsKept bounds the remembered renders: a few per stage (the running and the in-flight commit).

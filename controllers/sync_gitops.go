@@ -93,17 +93,20 @@ func render(t SyncTarget, dir string) ([]*unstructured.Unstructured, error) {
 
 // Apply renders and applies a stage's files; objects Ferry applied earlier for the stage and no longer declared
 // are pruned when the stage asks for it.
-func (g *GitopsSyncer) Apply(ctx context.Context, t SyncTarget, dir, revision string) error {
+func (g *GitopsSyncer) Apply(ctx context.Context, t SyncTarget, dir, revision string) ([]sync.ObjectRef, error) {
 	objs, err := render(t, dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tgt, err := g.target(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = tgt.Apply(ctx, sync.ApplyRequest{Owner: ownerLabel(t.Owner), Revision: revision, Objects: objs, Prune: t.Prune})
-	return err
+	res, err := tgt.Apply(ctx, sync.ApplyRequest{Owner: ownerLabel(t.Owner), Revision: revision, Objects: objs, Prune: t.Prune})
+	if err != nil {
+		return nil, err
+	}
+	return res.Declared, nil
 }
 
 // Objects renders the files in dir and names what they declare in t.Namespace.
@@ -126,11 +129,7 @@ func (g *GitopsSyncer) Health(ctx context.Context, t SyncTarget, objects []sync.
 	if err != nil {
 		return Health{}, err
 	}
-	report, err := tgt.Health(ctx, objects)
-	if err != nil {
-		return Health{}, err
-	}
-	drifts, err := tgt.Drift(ctx, objects, []string{declaredImage})
+	report, drifts, err := tgt.Assess(ctx, objects, []string{declaredImage})
 	if err != nil {
 		return Health{}, err
 	}
