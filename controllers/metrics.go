@@ -63,15 +63,14 @@ func rollbackReason(reason string) metrics.RollbackReason {
 	return metrics.RollbackManual
 }
 
-// initMetrics creates a Promotion's counters at zero the first time this process sees it, so that its first
-// failure shows in rate() and increase().
+// initMetrics creates a Promotion's most watched counters at zero the first time this process sees it, so that
+// its first failure shows in rate() and increase().
 func (r *PromotionReconciler) initMetrics(p *ferryv1.Promotion) {
 	key := p.Namespace + "/" + p.Name + "/" + string(p.UID)
 	if _, seen := r.seen.LoadOrStore(key, struct{}{}); seen {
 		return
 	}
 	m := r.metrics()
-	m.InitPromotion(metrics.Promotion{Namespace: p.Namespace, Name: p.Name})
 	for _, st := range p.Spec.Stages {
 		m.InitStage(metrics.Stage{Namespace: p.Namespace, Promotion: p.Name, Stage: st.Name})
 	}

@@ -141,27 +141,17 @@ func Names() []string {
 		PullRequestWaitSeconds}
 }
 
-// InitStage creates the stage's counters at zero for every result and rollback reason, so that rate() and
-// increase() see a stage's first failure or rollback (a series born at 1 has no increase) and dashboards show
-// zeros instead of gaps. Call it when the reconciler first sees a stage; Forget removes the series again.
+// InitStage creates at zero the stage's counters that dashboards and alerts rate() — promoted and failed
+// promotions, automatic rollbacks — so that a stage's first failure shows in rate() and increase() (a series born
+// at 1 has no increase) and panels show zeros instead of gaps. The rarer series (manual rollbacks, rejections,
+// supersedes, copies) are born at their first event: a zero series for every combination costs about 30 MiB per
+// 1,000 Promotions, and the alert rules catch a series born at 1 with their `unless … offset` clause. Call it when
+// the reconciler first sees a stage; Forget removes the series again.
 func (r *Recorder) InitStage(s Stage) {
-	for _, res := range []Result{ResultPromoted, ResultFailed, ResultRolledBack, ResultRejected, ResultSuperseded} {
+	for _, res := range []Result{ResultPromoted, ResultFailed} {
 		r.promotions.WithLabelValues(s.Namespace, s.Promotion, s.Stage, res.label())
 	}
-	for _, reason := range []RollbackReason{RollbackManual, RollbackAnalysisFailed, RollbackHealthFailed} {
-		r.rollbacks.WithLabelValues(s.Namespace, s.Promotion, s.Stage, reason.label())
-	}
-	r.copyBytes.WithLabelValues(s.values()...)
-	r.copyRequests.WithLabelValues(s.values()...)
-}
-
-// InitPromotion creates the Promotion's verification failure counters at zero for every reason, for the same
-// reason as InitStage.
-func (r *Recorder) InitPromotion(p Promotion) {
-	for _, reason := range []VerificationReason{VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch,
-		VerificationMissingAttestation, VerificationNotFound, VerificationMalformed} {
-		r.verificationFailures.WithLabelValues(p.Namespace, p.Name, reason.label())
-	}
+	r.rollbacks.WithLabelValues(s.Namespace, s.Promotion, s.Stage, RollbackHealthFailed.label())
 }
 
 // CountPromotion counts a digest's time in a stage ending with result.
