@@ -65,18 +65,21 @@ type Options struct {
 	// MaxPacks bounds the packs a cache may collect (one per incremental fetch) before it is dropped and cloned
 	// afresh at the next fetch, since every object lookup scans every pack index (default 64).
 	MaxPacks int
-	// ObjectCacheBytes bounds the decoded Git objects kept in memory per repository (default 8 MiB; go-git's
-	// own default, 96 MiB per repository, adds up fast when one controller serves many repositories).
+	// ObjectCacheBytes bounds the decoded Git objects kept in memory, for all repositories together (default
+	// 16 MiB). Objects are named by their hash, so one cache serves every repository; go-git's own default, 96 MiB
+	// per repository, adds up fast when one controller serves many.
 	ObjectCacheBytes int64
 	// Now stamps commits (default time.Now).
 	Now func() time.Time
 }
 
-const defaultObjectCacheBytes = 8 * cache.MiByte
+const defaultObjectCacheBytes = 16 * cache.MiByte
 
 // Engine pins image digests in Git repositories. It is safe for concurrent use.
 type Engine struct {
 	opts Options
+	// objects holds decoded objects of every repository, bounded by opts.ObjectCacheBytes.
+	objects cache.Object
 
 	mu    sync.Mutex
 	repos map[string]*cachedRepo
@@ -105,7 +108,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Engine{opts: opts, repos: map[string]*cachedRepo{}}, nil
+	return &Engine{opts: opts, repos: map[string]*cachedRepo{}, objects: cache.NewObjectLRU(opts.objectCacheBytes())}, nil
 }
 
 // cachedRepo is the local cache of one repository; each branch Ferry uses is a ref in it. storeMu guards every
@@ -116,8 +119,8 @@ func New(opts Options) (*Engine, error) {
 type cachedRepo struct {
 	endpoint *transport.Endpoint
 	dir      string
-	// objectCache bounds the decoded objects the store keeps in memory.
-	objectCache cache.FileSize
+	// objects keeps decoded objects in memory; it is the Engine's, shared by every repository.
+	objects cache.Object
 
 	storeMu sync.Mutex
 	store   *filesystem.Storage
@@ -147,7 +150,7 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if c, ok := e.repos[key]; ok {
 		return c, nil
 	}
-	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key), objectCache: e.opts.objectCacheBytes()}
+	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key), objects: e.objects}
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
@@ -169,7 +172,7 @@ func (c *cachedRepo) open() error {
 			return err
 		}
 	}
-	c.store = filesystem.NewStorage(osfs.New(c.dir), cache.NewObjectLRU(c.objectCache))
+	c.store = filesystem.NewStorage(osfs.New(c.dir), c.objects)
 	return nil
 }
 
