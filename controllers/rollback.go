@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/metrics"
@@ -68,7 +69,7 @@ func (r *PromotionReconciler) rollbackRequest(ctx context.Context, s *scope) err
 		if err := r.abandonInFlight(ctx, s, i, "superseded by a rollback to "+target); err != nil {
 			return err
 		}
-		by := annotationSetter(s.p, ferryv1.RollbackAnnotation)
+		by := r.annotationSetter(ctx, s.p, ferryv1.RollbackAnnotation)
 		if st.Digest != "" && st.Digest != target {
 			// The digest rolled back from ends its time here: held stages refuse it until a newer one arrives.
 			s.record(i, ferryv1.StageHistoryEntry{Digest: st.Digest, CommitSHA: st.LastCommit, Outcome: ferryv1.OutcomeRolledBack,
@@ -152,7 +153,7 @@ func (r *PromotionReconciler) clearHoldRequest(ctx context.Context, s *scope) er
 		return stalling(ReasonInvalidRollback, "metadata.annotations["+ferryv1.ClearHoldAnnotation+"]", "stage %q does not exist in spec.stages", value)
 	}
 	if st := s.stage(i); st.Hold != nil {
-		r.event(s.p, corev1.EventTypeNormal, ReasonHoldCleared, "stage %s: hold on %s cleared by %s", st.Name, st.Hold.Digest, annotationSetter(s.p, ferryv1.ClearHoldAnnotation))
+		r.event(s.p, corev1.EventTypeNormal, ReasonHoldCleared, "stage %s: hold on %s cleared by %s", st.Name, st.Hold.Digest, r.annotationSetter(ctx, s.p, ferryv1.ClearHoldAnnotation))
 		st.Hold = nil
 		if err := r.checkpoint(ctx, s); err != nil {
 			return err
@@ -162,11 +163,17 @@ func (r *PromotionReconciler) clearHoldRequest(ctx context.Context, s *scope) er
 }
 
 // annotationSetter names the field manager that last set an annotation — the closest the API server records
-// to who asked (kubectl-annotate, ferry, …) — or "unknown".
-func annotationSetter(p *ferryv1.Promotion, key string) string {
+// to who asked (kubectl-annotate, ferry, …) — or "unknown". The informer cache drops managed fields to save
+// memory, so they are read from the API server, only when an annotation asks for something.
+func (r *PromotionReconciler) annotationSetter(ctx context.Context, p *ferryv1.Promotion, key string) string {
+	fields := p.ManagedFields
+	var fresh ferryv1.Promotion
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), &fresh); err == nil {
+		fields = fresh.ManagedFields
+	}
 	needle := `"f:` + key + `"`
 	who, when := "unknown", metav1.Time{}
-	for _, mf := range p.ManagedFields {
+	for _, mf := range fields {
 		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), needle) {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -66,6 +67,9 @@ type options struct {
 func run(ctx context.Context, o options) error {
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ferry-controller", "version", version.Get().String())
+	if soft := applyContainerMemoryLimit(cgroupLimitFiles); soft > 0 {
+		log.Info("soft memory limit set below the container's", "bytes", soft)
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -79,7 +83,10 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Managed fields are a large share of every cached object and the reconciler needs them only to name
+		// who set an annotation, which it reads from the API server then.
+		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
