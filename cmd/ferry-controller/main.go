@@ -67,9 +67,7 @@ type options struct {
 func run(ctx context.Context, o options) error {
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ferry-controller", "version", version.Get().String())
-	if soft := applyContainerMemoryLimit(cgroupLimitFiles); soft > 0 {
-		log.Info("soft memory limit set below the container's", "bytes", soft)
-	}
+	log.Info("memory", "gcPercent", applyGCDefaults(), "softLimitBytes", applyContainerMemoryLimit(cgroupLimitFiles))
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {

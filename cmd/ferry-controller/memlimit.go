@@ -10,6 +10,23 @@ import (
 	"strings"
 )
 
+// defaultGCPercent is the garbage collector's target when GOGC is not set: the heap may grow to 1.5 times what is
+// live between collections instead of Go's default of twice. A controller's live heap is mostly caches, so the
+// default headroom is the largest share of its memory; the price is a few percent more CPU in collections (the
+// Prometheus server makes the same trade with 75).
+const defaultGCPercent = 50
+
+// applyGCDefaults sets defaultGCPercent unless GOGC is set, and returns the percentage in force.
+func applyGCDefaults() int {
+	if v := os.Getenv("GOGC"); v != "" {
+		current := debug.SetGCPercent(100)
+		debug.SetGCPercent(current)
+		return current
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	return defaultGCPercent
+}
+
 // memoryLimitShare is the part of the container's memory limit given to the Go runtime as its soft limit; the
 // rest leaves room for what the runtime does not count (the binary's pages, cgroup page cache).
 const memoryLimitShare = 0.9

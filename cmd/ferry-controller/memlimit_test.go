@@ -56,3 +56,17 @@ func TestApplyContainerMemoryLimitLeavesGOMEMLIMITAlone(t *testing.T) {
 		t.Errorf("with GOMEMLIMIT set, a soft limit of %d was applied", got)
 	}
 }
+
+func TestApplyGCDefaultsLeavesGOGCAlone(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	t.Setenv("GOGC", "")
+	if got := applyGCDefaults(); got != defaultGCPercent || debug.SetGCPercent(defaultGCPercent) != defaultGCPercent {
+		t.Errorf("without GOGC: %d, want %d", got, defaultGCPercent)
+	}
+	t.Setenv("GOGC", "200")
+	debug.SetGCPercent(200) // as the runtime would have read it at start
+	if got := applyGCDefaults(); got != 200 || debug.SetGCPercent(200) != 200 {
+		t.Errorf("with GOGC=200: %d", got)
+	}
+}
