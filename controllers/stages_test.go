@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/sync"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -25,6 +27,18 @@ type stagesFixture struct {
 	e        *testenv.Env
 	rollouts *rolloutController
 	dev, stg string // stage namespaces
+	syncer   *countingSyncer
+}
+
+// countingSyncer counts the renders a Syncer is asked for outside a sync.
+type countingSyncer struct {
+	Syncer
+	renders atomic.Int32
+}
+
+func (c *countingSyncer) Objects(t SyncTarget, dir string) ([]sync.ObjectRef, error) {
+	c.renders.Add(1)
+	return c.Syncer.Objects(t, dir)
 }
 
 func newStagesFixture(t *testing.T) *stagesFixture {
@@ -34,7 +48,8 @@ func newStagesFixture(t *testing.T) *stagesFixture {
 	f.rollouts = startRolloutController(t, e.Client, f.dev, f.stg)
 	syncer := NewGitopsSyncer()
 	t.Cleanup(syncer.Close)
-	startManager(t, Engines{Git: newGitEngine(t), Sync: syncer, WorkDir: t.TempDir()})
+	f.syncer = &countingSyncer{Syncer: syncer}
+	startManager(t, Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()})
 	return f
 }
 
@@ -142,6 +157,10 @@ func TestDigestMovesThroughEveryStage(t *testing.T) {
 	}
 	if !hasEvent(t, f.e.Client, f.ns, p.Name, corev1.EventTypeNormal, ReasonPromoted) {
 		t.Error("no Promoted event")
+	}
+	// Health polls and drift checks used what each sync rendered: a commit never needs rendering twice.
+	if n := f.syncer.renders.Load(); n != 0 {
+		t.Errorf("%d renders outside a sync, want none", n)
 	}
 }
 
