@@ -4,8 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -132,4 +134,66 @@ func newCluster(t *testing.T, cfg *rest.Config) *Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// TestClusterTellsOfChangesToOwnedObjects: a change the cache sees to an applied object (a rollout writing its
+// status) reaches OnOwnerChange with the object's owner; changes to objects Ferry did not apply do not.
+func TestClusterTellsOfChangesToOwnedObjects(t *testing.T) {
+	e := testenv.Need(t, env)
+	ctx := testContext(t)
+	c := newCluster(t, e.Config)
+	changed := make(chan string, 100)
+	c.OnOwnerChange(func(owner string) {
+		select {
+		case changed <- owner:
+		default:
+		}
+	})
+	ns := e.Namespace(t)
+	tgt, err := c.Target(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := "registry.example.com/shop@sha256:" + strings.Repeat("e", 64)
+	if _, err := tgt.Apply(ctx, ApplyRequest{Owner: "shop.dev", Revision: "rev1", Objects: decode(t, deployment("web", image))}); err != nil {
+		t.Fatal(err)
+	}
+	unowned := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-ferrys", Namespace: ns}}
+	if err := e.Client.Create(ctx, unowned); err != nil {
+		t.Fatal(err)
+	}
+	drain(changed)
+
+	live, err := getLive(t, deploymentGVK, ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(live.Object, int64(1), "status", "observedGeneration"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Client.Status().Update(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	unowned.Data = map[string]string{"k": "v"}
+	if err := e.Client.Update(ctx, unowned); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case owner := <-changed:
+		if owner != "shop.dev" {
+			t.Fatalf("change reported for owner %q, want shop.dev", owner)
+		}
+	case <-ctx.Done():
+		t.Fatal("the rollout's status update was never reported")
+	}
+}
+
+func drain(ch chan string) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
 }

@@ -60,6 +60,37 @@ type Cluster struct {
 	// allNamespaces is decided when the cache is first made: whether it watches the whole cluster.
 	allNamespaces bool
 	cache         cache.ClusterCache
+
+	// changed are called with the owner of every object of Ferry's the cache sees change. They have a lock of
+	// their own: the cache calls them while holding its own, which Watch may be waiting for under mu.
+	changedMu gosync.RWMutex
+	changed   []func(owner string)
+}
+
+// OnOwnerChange calls fn with the owner label value of every object labelled by an Apply (OwnerLabel) that the
+// cache sees created, changed or deleted — a Deployment's rollout progressing, someone editing it — so a caller
+// can look at that stage at once instead of polling. fn runs on the cache's watch goroutine and must not block.
+func (c *Cluster) OnOwnerChange(fn func(owner string)) {
+	c.changedMu.Lock()
+	defer c.changedMu.Unlock()
+	c.changed = append(c.changed, fn)
+}
+
+// ownedResourceUpdated tells the OnOwnerChange callbacks about a change the cache saw.
+func (c *Cluster) ownedResourceUpdated(newRes, oldRes *cache.Resource, _ map[kube.ResourceKey]*cache.Resource) {
+	res := newRes
+	if res == nil {
+		res = oldRes
+	}
+	owner, _ := res.Info.(string)
+	if owner == "" {
+		return
+	}
+	c.changedMu.RLock()
+	defer c.changedMu.RUnlock()
+	for _, fn := range c.changed {
+		fn(owner)
+	}
 }
 
 // NewCluster prepares the state for the cluster cfg points at. The cluster is first contacted by the first
@@ -150,6 +181,7 @@ func (c *Cluster) watchNamespaces() {
 	}
 	opts = append(opts, cache.SetSettings(cache.Settings{ResourceHealthOverride: noHealthOverride{}, ResourcesFilter: filter}))
 	c.cache = cache.NewClusterCache(quiet, opts...)
+	c.cache.OnResourceUpdated(c.ownedResourceUpdated)
 }
 
 // mayListEverywhere asks the API server whether Ferry may list and watch Deployments in every namespace.
