@@ -61,10 +61,15 @@ type Syncer interface {
 	// Expect announces targets that stages will sync to, so that a cluster's watches of their namespaces start
 	// together rather than one namespace at a time.
 	Expect(targets []SyncTarget) error
+	// OnChange calls fn with the SyncTarget.Owner of applied objects seen to change in a cluster (a rollout
+	// progressing, an edit by hand), so that the stage is looked at at once rather than at its next poll. fn must
+	// not block.
+	OnChange(fn func(owner string))
 }
 
-// Default waits between checks of things that change outside Ferry.
+// Default waits between checks of things that change outside Ferry. A rollout's progress also wakes its
+// Promotion at once (Syncer.OnChange), so the health poll is only the fallback.
 const (
 	approvalPollInterval = 30 * time.Second
-	healthPollInterval   = 5 * time.Second
+	healthPollInterval   = 15 * time.Second
 )

@@ -61,10 +61,15 @@ type PromotionReconciler struct {
 	// Promotions a registry notification asks to look at once.
 	discovered, pushed sync.Map
 	// renderedObjects remembers what stage paths render to, by commit (see declaredObjects).
-	renderedOnce sync.Once
-	// fleetExpected announces every Promotion's stage namespaces once (see expectSyncTargets).
-	fleetExpected   sync.Once
+	renderedOnce    sync.Once
 	renderedObjects *lru.Cache
+	// fleetExpected announces every Promotion's stage namespaces once (see expectSyncTargets).
+	fleetExpected sync.Once
+	// owners maps stage owners (see stageOwner) to their Promotions; changesCh carries the owners of applied
+	// objects the sync engine saw change.
+	owners      sync.Map
+	changesOnce sync.Once
+	changesCh   chan event.TypedGenericEvent[string]
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -214,6 +219,9 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &ferryv1.Promotion{}, sourceIndex, indexSource); err != nil {
 		return fmt.Errorf("indexing Promotion sources: %w", err)
 	}
+	if r.Engines.Sync != nil {
+		r.Engines.Sync.OnChange(r.stageChanged)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.Promotion{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.SecretKind)),
@@ -221,6 +229,7 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.ConfigMapKind)),
 			builder.OnlyMetadata).
 		WatchesRawSource(r.pushSource()).
+		WatchesRawSource(r.changeSource()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Complete(r)
 }

@@ -123,7 +123,7 @@ func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 				"check the health of this stage; use Kustomize (with helmCharts rendered into Git) or Plain manifests", shortSHA(s.stage(i).LastCommit))
 	}
 	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
-		Format: stage.Manifest.Format, Owner: s.p.Namespace + "." + s.p.Name + "." + stage.Name}
+		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage)}
 	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {
 		field := fmt.Sprintf("spec.stages[%d].sync.kubeconfigSecretRef", i)
 		// Only inline credentials: exec plugins and file paths in a kubeconfig from a Secret are refused.

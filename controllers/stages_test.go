@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -262,4 +263,40 @@ func annotate(t *testing.T, c client.Client, ns, name, key, value string) {
 	if err := c.Patch(context.Background(), p, patch, client.FieldOwner("on-call-alice")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDriftIsReportedWhenTheClusterChanges: a hand edit of a synced Deployment is reported as drift at once — the
+// sync engine's watch wakes the Promotion — not at the next poll, which here is an hour away.
+func TestDriftIsReportedWhenTheClusterChanges(t *testing.T) {
+	f := newStagesFixture(t)
+	ctx := context.Background()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion()
+	p.Spec.Interval = &metav1.Duration{Duration: time.Hour}
+	p.Spec.Stages = p.Spec.Stages[:1]
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
+	if c := apimeta.FindStatusCondition(getPromotion(t, f.e.Client, f.ns, p.Name).Status.Conditions, ConditionDrifted); c != nil {
+		t.Fatalf("drift reported before anything changed: %+v", c)
+	}
+
+	// Someone runs `kubectl set image` on dev.
+	var d appsv1.Deployment
+	if err := f.e.Client.Get(ctx, types.NamespacedName{Namespace: f.dev, Name: "shop"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Template.Spec.Containers[0].Image = f.stageReg.Host + "/dev/shop:hotfix"
+	if err := f.e.Client.Update(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Drifted condition", func() (bool, string) {
+		got := getPromotion(t, f.e.Client, f.ns, p.Name)
+		c := apimeta.FindStatusCondition(got.Status.Conditions, ConditionDrifted)
+		if c == nil {
+			return false, got.Status.Summary
+		}
+		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "hotfix"), c.Message
+	})
 }

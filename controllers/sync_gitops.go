@@ -19,10 +19,40 @@ import (
 type GitopsSyncer struct {
 	mu       gosync.Mutex
 	clusters map[string]*sync.Cluster
+	changed  []func(owner string)
+	// owners maps the owner label values written on objects back to SyncTarget.Owner (labels are cut to 63
+	// characters).
+	owners gosync.Map
 }
 
 // NewGitopsSyncer returns a Syncer with no clusters yet.
 func NewGitopsSyncer() *GitopsSyncer { return &GitopsSyncer{clusters: map[string]*sync.Cluster{}} }
+
+// OnChange registers fn for changes in every cluster, those already used and those to come.
+func (g *GitopsSyncer) OnChange(fn func(owner string)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.changed = append(g.changed, fn)
+	for _, c := range g.clusters {
+		c.OnOwnerChange(g.ownerChanged(fn))
+	}
+}
+
+// ownerChanged turns a label value seen by a cluster's cache into the SyncTarget.Owner it was written for.
+func (g *GitopsSyncer) ownerChanged(fn func(owner string)) func(label string) {
+	return func(label string) {
+		if owner, ok := g.owners.Load(label); ok {
+			fn(owner.(string))
+		}
+	}
+}
+
+// label is the owner label value of a target, remembered so that changes can be traced back to it.
+func (g *GitopsSyncer) label(t SyncTarget) string {
+	l := ownerLabel(t.Owner)
+	g.owners.Store(l, t.Owner)
+	return l
+}
 
 // Close stops every cluster's watches.
 func (g *GitopsSyncer) Close() {
@@ -47,6 +77,9 @@ func (g *GitopsSyncer) target(t SyncTarget) (*sync.Target, error) {
 func (g *GitopsSyncer) Expect(targets []SyncTarget) error {
 	namespaces := map[*sync.Cluster][]string{}
 	for _, t := range targets {
+		if t.Owner != "" {
+			g.label(t) // after a restart, changes to what an earlier process applied are traced too
+		}
 		c, err := g.cluster(t)
 		if err != nil {
 			return err
@@ -75,6 +108,9 @@ func (g *GitopsSyncer) cluster(t SyncTarget) (*sync.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, fn := range g.changed {
+		c.OnOwnerChange(g.ownerChanged(fn))
+	}
 	g.clusters[key] = c
 	return c, nil
 }
@@ -102,7 +138,7 @@ func (g *GitopsSyncer) Apply(ctx context.Context, t SyncTarget, dir, revision st
 	if err != nil {
 		return nil, err
 	}
-	res, err := tgt.Apply(ctx, sync.ApplyRequest{Owner: ownerLabel(t.Owner), Revision: revision, Objects: objs, Prune: t.Prune})
+	res, err := tgt.Apply(ctx, sync.ApplyRequest{Owner: g.label(t), Revision: revision, Objects: objs, Prune: t.Prune})
 	if err != nil {
 		return nil, err
 	}

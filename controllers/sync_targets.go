@@ -3,8 +3,13 @@ package controllers
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 )
@@ -43,9 +48,47 @@ func (r *PromotionReconciler) localFleetTargets(ctx context.Context) []SyncTarge
 		for _, stage := range p.Spec.Stages {
 			local := stage.Sync.KubeconfigSecretRef == nil && stage.Manifest.Format != ferryv1.ManifestHelmValues
 			if local && len(validation.IsDNS1123Label(stage.Sync.Namespace)) == 0 {
-				targets = append(targets, SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace})
+				targets = append(targets, SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace,
+					Owner: r.stageOwner(&p, &stage)})
 			}
 		}
 	}
 	return targets
+}
+
+// stageOwner names what Ferry applies for a stage ("<namespace>.<promotion>.<stage>", the owner label's source),
+// and remembers which Promotion it belongs to, so that a change to an applied object wakes that Promotion.
+func (r *PromotionReconciler) stageOwner(p *ferryv1.Promotion, stage *ferryv1.StageSpec) string {
+	owner := p.Namespace + "." + p.Name + "." + stage.Name
+	r.owners.Store(owner, types.NamespacedName{Namespace: p.Namespace, Name: p.Name})
+	return owner
+}
+
+// changeBuffer bounds changes waiting to be turned into reconciles; the watch drains it continuously.
+const changeBuffer = 1024
+
+// stageChanged is the sync engine's OnChange callback. It never blocks: when the buffer is full the change is
+// dropped, and the stage's next poll sees it.
+func (r *PromotionReconciler) stageChanged(owner string) {
+	select {
+	case r.stageChanges() <- event.TypedGenericEvent[string]{Object: owner}:
+	default:
+	}
+}
+
+func (r *PromotionReconciler) stageChanges() chan event.TypedGenericEvent[string] {
+	r.changesOnce.Do(func() { r.changesCh = make(chan event.TypedGenericEvent[string], changeBuffer) })
+	return r.changesCh
+}
+
+// changeSource turns changes to applied objects into reconcile requests for their Promotions.
+func (r *PromotionReconciler) changeSource() source.Source {
+	return source.Channel(r.stageChanges(), handler.TypedEnqueueRequestsFromMapFunc(
+		func(_ context.Context, owner string) []reconcile.Request {
+			key, ok := r.owners.Load(owner)
+			if !ok {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: key.(types.NamespacedName)}}
+		}))
 }
