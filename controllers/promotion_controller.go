@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -53,8 +52,8 @@ type PromotionReconciler struct {
 	// reconciled twice at the same time; the engines are safe for concurrent use by different Promotions.
 	Concurrency int
 
-	pushOnce sync.Once
-	pushCh   chan event.TypedGenericEvent[string]
+	// pushes carries registry notifications (see Pushed).
+	pushes signals
 	// seen remembers the Promotions whose metrics were initialised by this process.
 	seen sync.Map
 	// discovered remembers when each Promotion's source was last asked (a discovery); pushed marks the
@@ -65,11 +64,10 @@ type PromotionReconciler struct {
 	renderedObjects *lru.Cache
 	// fleetExpected announces every Promotion's stage namespaces once (see expectSyncTargets).
 	fleetExpected sync.Once
-	// owners maps stage owners (see stageOwner) to their Promotions; changesCh carries the owners of applied
+	// owners maps stage owners (see stageOwner) to their Promotions; changes carries the owners of applied
 	// objects the sync engine saw change.
-	owners      sync.Map
-	changesOnce sync.Once
-	changesCh   chan event.TypedGenericEvent[string]
+	owners  sync.Map
+	changes signals
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch

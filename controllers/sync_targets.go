@@ -6,8 +6,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -64,31 +62,17 @@ func (r *PromotionReconciler) stageOwner(p *ferryv1.Promotion, stage *ferryv1.St
 	return owner
 }
 
-// changeBuffer bounds changes waiting to be turned into reconciles; the watch drains it continuously.
-const changeBuffer = 1024
-
-// stageChanged is the sync engine's OnChange callback. It never blocks: when the buffer is full the change is
+// stageChanged is the sync engine's OnChange callback. It never blocks: when too many changes wait, this one is
 // dropped, and the stage's next poll sees it.
-func (r *PromotionReconciler) stageChanged(owner string) {
-	select {
-	case r.stageChanges() <- event.TypedGenericEvent[string]{Object: owner}:
-	default:
-	}
-}
-
-func (r *PromotionReconciler) stageChanges() chan event.TypedGenericEvent[string] {
-	r.changesOnce.Do(func() { r.changesCh = make(chan event.TypedGenericEvent[string], changeBuffer) })
-	return r.changesCh
-}
+func (r *PromotionReconciler) stageChanged(owner string) { r.changes.send(owner) }
 
 // changeSource turns changes to applied objects into reconcile requests for their Promotions.
 func (r *PromotionReconciler) changeSource() source.Source {
-	return source.Channel(r.stageChanges(), handler.TypedEnqueueRequestsFromMapFunc(
-		func(_ context.Context, owner string) []reconcile.Request {
-			key, ok := r.owners.Load(owner)
-			if !ok {
-				return nil
-			}
-			return []reconcile.Request{{NamespacedName: key.(types.NamespacedName)}}
-		}))
+	return r.changes.source(func(_ context.Context, owner string) []reconcile.Request {
+		key, ok := r.owners.Load(owner)
+		if !ok {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: key.(types.NamespacedName)}}
+	})
 }

@@ -6,8 +6,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -18,9 +16,6 @@ import (
 // sourceIndex indexes Promotions by their normalised source repository, so that a registry notification wakes
 // exactly the Promotions that follow it.
 const sourceIndex = "ferry.dev/source"
-
-// pushBuffer bounds notifications waiting to be turned into reconciles; the watch drains it continuously.
-const pushBuffer = 256
 
 func indexSource(obj client.Object) []string {
 	p, ok := obj.(*ferryv1.Promotion)
@@ -35,35 +30,27 @@ func indexSource(obj client.Object) []string {
 }
 
 // Pushed tells the reconciler that repository received a push (from internal/webhook). It never blocks: when
-// the buffer is full the notification is dropped, and polling finds the digest at the next interval.
+// too many notifications wait, this one is dropped, and polling finds the digest at the next interval.
 func (r *PromotionReconciler) Pushed(repository string) {
-	select {
-	case r.pushes() <- event.TypedGenericEvent[string]{Object: repository}:
-	default:
+	if !r.pushes.send(repository) {
 		ctrl.Log.WithName("webhook").Info("notification dropped: too many waiting", "repository", repository)
 	}
 }
 
-func (r *PromotionReconciler) pushes() chan event.TypedGenericEvent[string] {
-	r.pushOnce.Do(func() { r.pushCh = make(chan event.TypedGenericEvent[string], pushBuffer) })
-	return r.pushCh
-}
-
 // pushSource turns notifications into reconcile requests for the Promotions following the repository.
 func (r *PromotionReconciler) pushSource() source.Source {
-	return source.Channel(r.pushes(), handler.TypedEnqueueRequestsFromMapFunc(
-		func(ctx context.Context, repository string) []reconcile.Request {
-			var list ferryv1.PromotionList
-			if err := r.List(ctx, &list, client.MatchingFields{sourceIndex: repository}); err != nil {
-				ctrl.LoggerFrom(ctx).Error(err, "listing Promotions for a registry notification", "repository", repository)
-				return nil
-			}
-			reqs := make([]reconcile.Request, 0, len(list.Items))
-			for _, p := range list.Items {
-				key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
-				r.pushed.Store(key, struct{}{}) // the next reconcile asks the source at once
-				reqs = append(reqs, reconcile.Request{NamespacedName: key})
-			}
-			return reqs
-		}))
+	return r.pushes.source(func(ctx context.Context, repository string) []reconcile.Request {
+		var list ferryv1.PromotionList
+		if err := r.List(ctx, &list, client.MatchingFields{sourceIndex: repository}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing Promotions for a registry notification", "repository", repository)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, p := range list.Items {
+			key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+			r.pushed.Store(key, struct{}{}) // the next reconcile asks the source at once
+			reqs = append(reqs, reconcile.Request{NamespacedName: key})
+		}
+		return reqs
+	})
 }

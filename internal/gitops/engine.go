@@ -66,14 +66,14 @@ type Options struct {
 	// afresh at the next fetch, since every object lookup scans every pack index (default 64).
 	MaxPacks int
 	// ObjectCacheBytes bounds the decoded Git objects kept in memory, for all repositories together (default
-	// 16 MiB). Objects are named by their hash, so one cache serves every repository; go-git's own default, 96 MiB
+	// 8 MiB). Objects are named by their hash, so one cache serves every repository; go-git's own default, 96 MiB
 	// per repository, adds up fast when one controller serves many.
 	ObjectCacheBytes int64
 	// Now stamps commits (default time.Now).
 	Now func() time.Time
 }
 
-const defaultObjectCacheBytes = 16 * cache.MiByte
+const defaultObjectCacheBytes = 8 * cache.MiByte
 
 // Engine pins image digests in Git repositories. It is safe for concurrent use.
 type Engine struct {
