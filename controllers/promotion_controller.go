@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,8 +88,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	var p ferryv1.Promotion
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.metrics().Forget(metrics.Promotion{Namespace: req.Namespace, Name: req.Name})
-			r.discovered.Delete(req.NamespacedName)
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -130,6 +130,27 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil // validation only: nothing to poll
 	}
 	return ctrl.Result{RequeueAfter: s.requeueAfter()}, nil
+}
+
+// forget drops what this process remembers of a deleted Promotion: its metrics series, when its source was last
+// asked, which stage owners are its, and that its metrics were initialised.
+func (r *PromotionReconciler) forget(key types.NamespacedName) {
+	r.metrics().Forget(metrics.Promotion{Namespace: key.Namespace, Name: key.Name})
+	r.discovered.Delete(key)
+	r.pushed.Delete(key)
+	r.owners.Range(func(owner, promotion any) bool {
+		if promotion == key {
+			r.owners.Delete(owner)
+		}
+		return true
+	})
+	prefix := key.Namespace + "/" + key.Name + "/" // seen keys end with the UID; names cannot hold a "/"
+	r.seen.Range(func(seen, _ any) bool {
+		if strings.HasPrefix(seen.(string), prefix) {
+			r.seen.Delete(seen)
+		}
+		return true
+	})
 }
 
 func (r *PromotionReconciler) now() time.Time {
