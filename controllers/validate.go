@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
-	"github.com/ferrycd/ferry/internal/registry"
+	"github.com/ferrycd/ferry/internal/netaddr"
 )
 
 // Condition and event reasons for bad input.
@@ -131,7 +131,7 @@ func checkGitURL(raw string) error {
 		if u.Host == "" {
 			return fmt.Errorf("%q has no host", raw)
 		}
-		if u.Scheme == "http" && !registry.IsLoopback(u.Hostname()) {
+		if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("%q uses plain http to a host that is not loopback; use https or ssh", raw)
 		}
 	}

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/ferrycd/ferry/internal/netaddr"
 )
 
 // Auth holds credentials as plain bytes; it is turned into a go-git auth method per call and never logged.
@@ -143,21 +144,13 @@ func checkURL(raw string, insecureHTTP bool) (*transport.Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing repository URL: %w", err)
 	}
-	if ep.Protocol == "http" && !insecureHTTP && !isLoopback(ep.Host) {
+	if ep.Protocol == "http" && !insecureHTTP && !netaddr.IsLoopback(ep.Host) {
 		return nil, fmt.Errorf("repository URL %s uses plain HTTP on a non-loopback host; use https or mark it insecure", redact(raw))
 	}
 	if ep.Protocol == "file" {
 		return nil, errors.New("repository URL must be https, ssh or loopback http, not a local path")
 	}
 	return ep, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // redact drops any user information from a URL before it goes into a message.

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferrycd/ferry/internal/netaddr"
 )
 
 // Options are the plain inputs every registry conversation needs. The zero value talks anonymously over HTTPS
@@ -87,24 +89,9 @@ func (anonymousKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	return authn.Anonymous, nil
 }
 
-// IsLoopback reports whether host (with or without a port) names this machine: localhost, 127.0.0.0/8 or ::1.
-// Only such hosts may be reached over plain HTTP without being marked insecure.
-func IsLoopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // plainHTTPAllowed says whether the registry host may be spoken to without TLS.
 func (o Options) plainHTTPAllowed(host string) bool {
-	if IsLoopback(host) {
+	if netaddr.IsLoopback(host) {
 		return true
 	}
 	for _, h := range o.Insecure {

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/netaddr"
 )
 
 // Config selects and authenticates a provider. Token is a secret: it is only ever placed in request
@@ -101,18 +102,10 @@ func checkAPIURL(raw string, allowHTTP bool) error {
 		return inputErr("api URL", "must not carry credentials; pass the token separately")
 	case u.RawQuery != "" || u.Fragment != "":
 		return inputErr("api URL", "%q must not have a query or fragment", raw)
-	case u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !allowHTTP && !netaddr.IsLoopback(u.Hostname()):
 		return inputErr("api URL", "%q uses plain http to a non-loopback host; use https or mark it insecure", raw)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // backend is one forge's raw API calls; provider holds the logic that is the same for all of them.

@@ -3,12 +3,13 @@ package sync
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ferrycd/ferry/internal/netaddr"
 )
 
 // ConfigFromKubeconfig turns a kubeconfig held in memory (a Secret's value, typically) into a rest.Config for its
@@ -53,7 +54,7 @@ func checkCluster(name string, c *clientcmdapi.Cluster) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("kubeconfig: cluster %q: server must be an https URL", name)
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
 		return fmt.Errorf("kubeconfig: cluster %q: plain http is allowed only on loopback", name)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
@@ -74,12 +75,4 @@ func checkUser(name string, u *clientcmdapi.AuthInfo) error {
 		return fmt.Errorf("kubeconfig: user %q: tokenFile names a file; inline the token", name)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
