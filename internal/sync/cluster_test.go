@@ -1,8 +1,10 @@
 package sync
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -47,19 +49,20 @@ func TestClusterSharesOneCacheAcrossNamespaces(t *testing.T) {
 }
 
 // TestClusterWatchesNamespacesAddedTogether: namespaces announced up front are watched by one cache, so their
-// targets apply without the cache listing again; a malformed name adds none of them.
+// targets apply without the cache listing again; a malformed name adds none of them. Ferry is confined to the two
+// namespaces here, so the cache watches namespace by namespace — the mode in which listing again would happen.
 func TestClusterWatchesNamespacesAddedTogether(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx := testContext(t)
-	c := newCluster(t, e.Config)
 	dev, prod := e.Namespace(t), e.Namespace(t)
+	c := newCluster(t, confinedUser(t, dev, prod))
 	if err := c.Watch(dev, "Not_A_Namespace", prod); err == nil || len(c.namespaces) != 0 {
 		t.Fatalf("Watch with a malformed name: %v, watching %v", err, c.namespaces)
 	}
 	if err := c.Watch(dev, prod, dev); err != nil {
 		t.Fatal(err)
 	}
-	cache := c.cache
+	var listed *time.Time
 	image := "registry.example.com/shop@sha256:" + strings.Repeat("c", 64)
 	for _, ns := range []string{prod, dev} {
 		tgt, err := c.Target(ns)
@@ -70,9 +73,14 @@ func TestClusterWatchesNamespacesAddedTogether(t *testing.T) {
 		if res, err := tgt.Apply(ctx, req); err != nil || actions(res)["Deployment/web"] != ActionCreated {
 			t.Fatalf("namespace %s: %+v, %v", ns, res, err)
 		}
+		info := c.cache.GetClusterInfo()
+		if listed != nil && !info.LastCacheSyncTime.Equal(*listed) {
+			t.Errorf("the cache listed again at %s (first at %s) for namespace %s, which was announced with the other", info.LastCacheSyncTime, listed, ns)
+		}
+		listed = info.LastCacheSyncTime
 	}
-	if len(c.namespaces) != 2 || c.cache != cache {
-		t.Errorf("watching %v with a new cache %v, want the two namespaces in the first cache", c.namespaces, c.cache != cache)
+	if len(c.namespaces) != 2 || c.allNamespaces {
+		t.Errorf("watching %v (whole cluster: %v), want the two namespaces", c.namespaces, c.allNamespaces)
 	}
 }
 
@@ -82,20 +90,7 @@ func TestClusterConfinedToItsNamespaces(t *testing.T) {
 	e := testenv.Need(t, env)
 	ctx := testContext(t)
 	ns := e.Namespace(t)
-	user := "ferry-confined-" + ns
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns}, Rules: []rbacv1.PolicyRule{{
-		APIGroups: []string{"", "apps"}, Resources: []string{"configmaps", "deployments"},
-		Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-	}}}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
-	for _, obj := range []client.Object{role, binding} {
-		if err := e.Client.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := newCluster(t, e.User(t, user))
+	c := newCluster(t, confinedUser(t, ns))
 	tgt, err := c.Target(ns)
 	if err != nil {
 		t.Fatal(err)
@@ -196,4 +191,27 @@ func drain(ch chan string) {
 			return
 		}
 	}
+}
+
+// confinedUser returns the client configuration of a new user allowed to manage ConfigMaps and Deployments in
+// namespaces only, as RoleBindings per stage namespace would allow Ferry.
+func confinedUser(t *testing.T, namespaces ...string) *rest.Config {
+	t.Helper()
+	e := testenv.Need(t, env)
+	user := "ferry-confined-" + namespaces[0]
+	for _, ns := range namespaces {
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns}, Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"", "apps"}, Resources: []string{"configmaps", "deployments"},
+			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+		}}}
+		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ferry-sync", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
+		for _, obj := range []client.Object{role, binding} {
+			if err := e.Client.Create(context.Background(), obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return e.User(t, user)
 }
