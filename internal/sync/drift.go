@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ferrycd/ferry/internal/workload"
 )
 
 // Drift is a declared image that is not what a workload runs.
@@ -26,17 +28,6 @@ func (d Drift) String() string {
 	return fmt.Sprintf("%s container %q runs %s, declared %s", d.Ref, d.Container, d.Running, d.Declared)
 }
 
-// podSpecPaths says where each workload kind keeps its pod spec.
-var podSpecPaths = map[string][]string{
-	"apps/Deployment":  {"spec", "template", "spec"},
-	"apps/StatefulSet": {"spec", "template", "spec"},
-	"apps/DaemonSet":   {"spec", "template", "spec"},
-	"apps/ReplicaSet":  {"spec", "template", "spec"},
-	"batch/Job":        {"spec", "template", "spec"},
-	"batch/CronJob":    {"spec", "jobTemplate", "spec", "template", "spec"},
-	"/Pod":             {"spec"},
-}
-
 // containerImage is one container of a live workload.
 type containerImage struct {
 	Ref       ObjectRef
@@ -55,7 +46,7 @@ func (t *Target) Drift(ctx context.Context, refs []ObjectRef, declared []string)
 	}
 	var running []containerImage
 	for _, ref := range refs {
-		if _, workload := podSpecPaths[ref.Group+"/"+ref.Kind]; !workload {
+		if _, isWorkload := workload.PodSpecPath(ref.Group, ref.Kind); !isWorkload {
 			continue
 		}
 		obj, err := t.read(ctx, ref)
@@ -69,7 +60,7 @@ func (t *Target) Drift(ctx context.Context, refs []ObjectRef, declared []string)
 
 // workloadImages lists the containers of a workload as read (none for other kinds, or when it does not exist).
 func workloadImages(ref ObjectRef, obj *unstructured.Unstructured) []containerImage {
-	path, ok := podSpecPaths[ref.Group+"/"+ref.Kind]
+	path, ok := workload.PodSpecPath(ref.Group, ref.Kind)
 	if !ok || obj == nil {
 		return nil
 	}

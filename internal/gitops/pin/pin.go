@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/ferrycd/ferry/internal/workload"
 )
 
 // planner finds the references in a parsed file and plans their edits.
@@ -104,18 +106,7 @@ func (s *source) pinKustomizeEntry(entry *yaml.Node, t Target) (bool, error) {
 	return true, s.pinDigest(entry, "newTag", t.Digest, nk, nv)
 }
 
-// podSpecPaths says where each workload kind keeps its pod spec.
-var podSpecPaths = map[string][]string{
-	"Pod":                   {"spec"},
-	"Deployment":            {"spec", "template", "spec"},
-	"StatefulSet":           {"spec", "template", "spec"},
-	"DaemonSet":             {"spec", "template", "spec"},
-	"ReplicaSet":            {"spec", "template", "spec"},
-	"ReplicationController": {"spec", "template", "spec"},
-	"Job":                   {"spec", "template", "spec"},
-	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
-}
-
+// containerLists are the pod spec fields whose containers have images to pin.
 var containerLists = []string{"initContainers", "containers", "ephemeralContainers"}
 
 // Manifests pins every container image of the workloads in a (multi-document) manifest file: the containers,
@@ -151,7 +142,7 @@ func (w *manifestWalk) object(s *source, obj *yaml.Node, t Target) error {
 		}
 		return nil
 	}
-	path, ok := podSpecPaths[kind]
+	path, ok := workload.PodSpecPathOfKind(kind)
 	if !ok {
 		return nil
 	}
