@@ -109,6 +109,12 @@ func TestInvalidPromotionsAreRejected(t *testing.T) {
 		}, []string{"spec.stages[2].analysis.metrics[1]", "min must not exceed max"}},
 		{"baseline deviation without baseline", func(p *ferryv1.Promotion) { p.Spec.Stages[2].Analysis.Baseline = nil },
 			[]string{"spec.stages[2].analysis.baseline", "required when a metric sets maxBaselineDeviationPercent"}},
+		{"metric with nothing to judge it by", func(p *ferryv1.Promotion) {
+			m := &p.Spec.Stages[2].Analysis.Metrics[1]
+			m.Min, m.Max = nil, nil
+		}, []string{"spec.stages[2].analysis", "set min, max or maxBaselineDeviationPercent"}},
+		{"traffic minimum that is not a number", func(p *ferryv1.Promotion) { p.Spec.Stages[2].Analysis.Traffic.MinRequests = "lots" },
+			[]string{"spec.stages[2].analysis.traffic.minRequests", "should match"}},
 		{"git URL that is not one", func(p *ferryv1.Promotion) { p.Spec.Git.URL = "not a url" },
 			[]string{"spec.git.url", "should match"}},
 	}

@@ -178,7 +178,7 @@ func (r *PromotionReconciler) validate(ctx context.Context, s *scope) error {
 		return stalling(ReasonInvalidReference, "spec.verification", "%v", err)
 	}
 	s.in = in
-	return nil
+	return refuseNotActedOn(s.p)
 }
 
 // checkpoint writes status when it changed — in the middle of a reconcile, so that a crash resumes from the

@@ -18,6 +18,15 @@ const (
 	// automatic promotion resumes. Ferry removes the annotation once the hold is cleared.
 	ClearHoldAnnotation = "ferry.dev/clear-hold"
 
+	// ApproveAnnotation, set to a stage name, lets a held analysis of that stage go on: the missing-data budget
+	// starts again and a Marginal comparison is accepted. `ferry approve` sets it; Ferry records who set it and
+	// removes it.
+	ApproveAnnotation = "ferry.dev/approve"
+
+	// AbortAnnotation, set to a stage name, fails the canary or analysis under way in that stage now: the
+	// previous digest is committed back to Git. `ferry abort` sets it; Ferry records who set it and removes it.
+	AbortAnnotation = "ferry.dev/abort"
+
 	// Finalizer is set on Promotions while Ferry may still have open pull requests to close on deletion.
 	Finalizer = "ferry.dev/finalizer"
 )

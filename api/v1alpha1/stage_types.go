@@ -218,10 +218,15 @@ type SyncSpec struct {
 	HealthTimeout *metav1.Duration `json:"healthTimeout,omitempty"`
 }
 
-// CanarySpec rolls a new digest out in steps of traffic weight, each followed by a pause, before it takes all
-// replicas. Without a service mesh the weight is the share of replicas running the new digest.
+// CanarySpec rolls a new digest out in steps before it takes the stage's workload. Git already declares the new
+// digest; the stage's workload keeps running the previous one, at full size, while Ferry runs a canary copy of it
+// on the new digest beside it (the same pod labels, so the Service sends it a share of the traffic, plus
+// ferry.dev/track=canary), sized by each step's weight. Each step holds for its pause while the analysis measures
+// it. When the last step passes, the stage's commit is applied and the copies are removed; when it fails, the
+// previous digest is committed back to Git. A stage that runs nothing yet is deployed without a canary.
 type CanarySpec struct {
-	// Replicas is the total number of replicas the weights are shares of.
+	// Replicas is the total number of replicas the weights are shares of: a step of weight w runs
+	// ceil(w × replicas / 100) canary pods beside the stable workload.
 	// +optional
 	// +kubebuilder:default=10
 	// +kubebuilder:validation:Minimum=1
@@ -239,45 +244,65 @@ type CanarySpec struct {
 
 // CanaryStep is one step of a canary: a weight, held for a pause.
 type CanaryStep struct {
-	// Weight is the percentage of replicas (or traffic) on the new digest.
+	// Weight is the percentage of canary.replicas run on the new digest.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	Weight int32 `json:"weight"`
 
-	// Pause is how long the step is held (and analysed) before the next one.
+	// Pause is how long the step is held and measured, counted from when its canary pods are ready. Without an
+	// analysis a step needs a pause; with one, the step also needs analysis.minSamples measurements of every metric.
 	// +optional
 	Pause *metav1.Duration `json:"pause,omitempty"`
 }
 
-// AnalysisSpec gates a rollout on Prometheus metrics measured at an interval.
+// AnalysisSpec gates a stage on Prometheus metrics measured at an interval: during each canary step, and during
+// the soak (the watch window after the digest took the whole stage). Missing data is never a verdict: an
+// unreachable Prometheus, no series, NaN, a stale sample or too little traffic is inconclusive, holds the stage
+// and counts against inconclusiveLimit; only measured evidence fails it.
 // +kubebuilder:validation:XValidation:rule="has(self.baseline) || self.metrics.all(m, !has(m.maxBaselineDeviationPercent))",message="analysis.baseline: required when a metric sets maxBaselineDeviationPercent",fieldPath=".baseline",reason="FieldValueRequired"
+// +kubebuilder:validation:XValidation:rule="self.metrics.all(m, has(m.min) || has(m.max) || has(m.maxBaselineDeviationPercent))",message="analysis.metrics: set min, max or maxBaselineDeviationPercent",reason="FieldValueRequired"
 type AnalysisSpec struct {
 	// Prometheus is the server queried.
 	// +required
 	Prometheus PrometheusSpec `json:"prometheus"`
 
-	// Interval between measurements.
+	// Interval between measurements. A sample older than the interval is stale: Prometheus keeps serving a series
+	// for minutes after its source died, and a dead canary must not look healthy.
 	// +optional
 	// +kubebuilder:default="1m"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
-	// FailureLimit is how many failed measurements are tolerated; one more fails the analysis.
+	// FailureLimit is how many failed measurements of a metric are tolerated in one run (a canary step or the
+	// soak); one more fails the analysis.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	FailureLimit int32 `json:"failureLimit,omitempty"`
 
-	// InconclusiveLimit is how many inconclusive measurements (no data, NaN) are tolerated; one more pauses the
-	// stage for a person instead of failing it.
+	// InconclusiveLimit is how many inconclusive measurements (missing data) are tolerated in one run; one more
+	// holds the stage for a person (ferry approve / ferry abort). It never fails or passes the analysis.
 	// +optional
+	// +kubebuilder:default=5
 	// +kubebuilder:validation:Minimum=0
-	InconclusiveLimit int32 `json:"inconclusiveLimit,omitempty"`
+	InconclusiveLimit *int32 `json:"inconclusiveLimit,omitempty"`
 
-	// MinSamples is how many successful measurements each metric needs before the analysis can pass.
+	// OutageDeadline is how long data may be missing without a break before the stage waits for a person
+	// instead of resuming on its own when data returns.
+	// +optional
+	// +kubebuilder:default="10m"
+	OutageDeadline *metav1.Duration `json:"outageDeadline,omitempty"`
+
+	// MinSamples is how many measurements of each metric a run needs before it can pass.
 	// +optional
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
 	MinSamples int32 `json:"minSamples,omitempty"`
+
+	// Traffic is the request count a measurement needs to mean anything: below it, measurements are
+	// inconclusive, not failures.
+	// +optional
+	Traffic *TrafficSpec `json:"traffic,omitempty"`
 
 	// Metrics that are measured; every one must pass.
 	// +required
@@ -287,15 +312,32 @@ type AnalysisSpec struct {
 	// +listMapKey=name
 	Metrics []MetricSpec `json:"metrics"`
 
-	// Baseline starts pods of the previous digest next to the canary so that metrics are compared against a fresh
-	// baseline rather than the warm, long-running fleet.
+	// Baseline starts a copy of the previous digest next to the canary, of the same size and age, so that
+	// metrics with maxBaselineDeviationPercent are compared with a fresh baseline rather than the warm fleet.
 	// +optional
 	Baseline *BaselineSpec `json:"baseline,omitempty"`
 }
 
+// TrafficSpec is the minimum traffic below which measurements are inconclusive.
+type TrafficSpec struct {
+	// Query is a PromQL Go text/template returning the number of requests the measurement covers, with the same
+	// fields as a metric query, for example
+	// sum(increase(http_requests_total{namespace="{{.Namespace}}",track="{{.Track}}"}[{{.Interval}}])).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query"`
+
+	// MinRequests is the least traffic a measurement needs, a decimal number.
+	// +required
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	MinRequests string `json:"minRequests"`
+}
+
 // PrometheusSpec is a Prometheus server to query.
 type PrometheusSpec struct {
-	// Address is the server's base URL, for example "http://prometheus.monitoring:9090".
+	// Address is the server's base URL, for example "http://prometheus.monitoring:9090". Credentials are only
+	// sent over https or to a loopback address.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://\S+$`
@@ -306,8 +348,17 @@ type PrometheusSpec struct {
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
 
+// MetricDirection says which way a metric is better, for comparisons with the baseline.
+// +kubebuilder:validation:Enum=LowerIsBetter;HigherIsBetter
+type MetricDirection string
+
+// Metric directions.
+const (
+	LowerIsBetter  MetricDirection = "LowerIsBetter"
+	HigherIsBetter MetricDirection = "HigherIsBetter"
+)
+
 // MetricSpec is one measured metric with its acceptable range.
-// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="analysis.metrics: set min, max or both",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",message="analysis.metrics: min must not exceed max",reason="FieldValueInvalid"
 type MetricSpec struct {
 	// Name of the metric, shown in status and events.
@@ -317,7 +368,7 @@ type MetricSpec struct {
 	Name string `json:"name"`
 
 	// Query is a PromQL Go text/template returning one number. Fields: .Namespace, .Stage, .Promotion,
-	// .Digest, .Track ("canary" or "baseline"), .Interval.
+	// .Digest, .Track ("canary" or "baseline" during a canary step, "stable" during the soak), .Interval.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
@@ -333,22 +384,35 @@ type MetricSpec struct {
 	// +kubebuilder:validation:Pattern=`^-?[0-9]+(\.[0-9]+)?$`
 	Max *string `json:"max,omitempty"`
 
-	// MaxBaselineDeviationPercent fails a measurement when the canary's value is worse than the baseline's by
-	// more than this percentage. Needs analysis.baseline.
+	// MaxBaselineDeviationPercent fails the canary when it is statistically worse than the baseline (a one-sided
+	// Mann-Whitney U test at analysis.baseline.confidencePercent) by more than this percentage of the baseline's
+	// median. Worse by more than this without significance is Marginal: the stage waits for a person. Needs
+	// analysis.baseline.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	MaxBaselineDeviationPercent *int32 `json:"maxBaselineDeviationPercent,omitempty"`
+
+	// Direction says which way the metric is better, for the baseline comparison.
+	// +optional
+	// +kubebuilder:default=LowerIsBetter
+	Direction MetricDirection `json:"direction,omitempty"`
+
+	// Critical fails the analysis at the first failed measurement or comparison of this metric, whatever
+	// failureLimit says, and compares with the baseline at every measurement rather than at the end of a step.
+	// +optional
+	Critical bool `json:"critical,omitempty"`
 }
 
-// BaselineSpec starts pods of the previous digest for comparison.
+// BaselineSpec starts pods of the previous digest, as many as the canary runs, for comparison.
 type BaselineSpec struct {
-	// Replicas of the previous digest started as the baseline.
+	// ConfidencePercent is the confidence the baseline comparison needs before it fails a canary (1 − α of the
+	// Mann-Whitney U test).
 	// +optional
-	// +kubebuilder:default=1
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=100
-	Replicas int32 `json:"replicas,omitempty"`
+	// +kubebuilder:default=95
+	// +kubebuilder:validation:Minimum=50
+	// +kubebuilder:validation:Maximum=99
+	ConfidencePercent int32 `json:"confidencePercent,omitempty"`
 }
 
 // GatesSpec must pass before the next stage may take a stage's digest.
@@ -365,7 +429,8 @@ type GatesSpec struct {
 
 // RollbackPolicy says when a stage is rolled back automatically, by committing its previous digest to Git.
 type RollbackPolicy struct {
-	// OnAnalysisFailure rolls back when the canary analysis fails.
+	// OnAnalysisFailure rolls back when the analysis fails (a canary step or the soak). When false, the stage
+	// is held for a person: ferry abort rolls it back, ferry approve goes on.
 	// +optional
 	// +kubebuilder:default=true
 	OnAnalysisFailure *bool `json:"onAnalysisFailure,omitempty"`

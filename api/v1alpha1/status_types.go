@@ -13,7 +13,7 @@ const (
 )
 
 // StagePhase is where a stage stands with the digest in flight. One digest is in flight per stage.
-// +kubebuilder:validation:Enum=Idle;Verifying;Copying;Writing;AwaitingApproval;Syncing;Progressing;Analysing;Soaking;Promoted;Failed;RollingBack;RolledBack
+// +kubebuilder:validation:Enum=Idle;Verifying;Copying;Writing;AwaitingApproval;Syncing;Progressing;Canary;Analysing;Soaking;Promoted;Failed;RollingBack;RolledBack
 type StagePhase string
 
 // Stage phases, in pipeline order, then the side phases.
@@ -25,6 +25,8 @@ const (
 	PhaseAwaitingApproval StagePhase = "AwaitingApproval"
 	PhaseSyncing          StagePhase = "Syncing"
 	PhaseProgressing      StagePhase = "Progressing"
+	// PhaseCanary runs the canary steps: the stable workload keeps the previous digest while a copy runs the new one.
+	PhaseCanary StagePhase = "Canary"
 	PhaseAnalysing        StagePhase = "Analysing"
 	PhaseSoaking          StagePhase = "Soaking"
 	PhasePromoted         StagePhase = "Promoted"
@@ -140,6 +142,10 @@ type StageStatus struct {
 	// +optional
 	Hold *HoldStatus `json:"hold,omitempty"`
 
+	// Analysis is the canary and analysis run of the in-flight digest (or of the soak), with its measurements.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+
 	// History lists the digests the stage ran, newest first, bounded by spec.historyLimit. A rollback returns
 	// to a digest from this list.
 	// +optional
@@ -245,6 +251,152 @@ type StageHistoryEntry struct {
 	Outcome Outcome `json:"outcome"`
 
 	// Reason explains a failure, rejection or rollback.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// AnalysisPhase is where an analysis run stands.
+// +kubebuilder:validation:Enum=Running;Passed;Failed;Held
+type AnalysisPhase string
+
+// Analysis phases.
+const (
+	// AnalysisRunning measures; inconclusive measurements wait for data without a verdict.
+	AnalysisRunning AnalysisPhase = "Running"
+	// AnalysisPassed: every metric passed in every step.
+	AnalysisPassed AnalysisPhase = "Passed"
+	// AnalysisFailed: measured evidence failed a metric.
+	AnalysisFailed AnalysisPhase = "Failed"
+	// AnalysisHeld waits for a person (ferry approve / ferry abort): the missing-data budget or the outage deadline
+	// ran out, a comparison was Marginal, or the analysis failed and the policy does not roll back.
+	AnalysisHeld AnalysisPhase = "Held"
+)
+
+// AnalysisStatus is one digest's canary and analysis in a stage. It is written after every measurement, so a
+// restarted controller resumes at the same step with the same measurements.
+type AnalysisStatus struct {
+	// Digest being analysed.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+
+	// Phase of the run.
+	// +optional
+	Phase AnalysisPhase `json:"phase,omitempty"`
+
+	// Message says what the run waits for, or why it ended, in a sentence a person can act on.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Step is the index of the canary step under way; absent during the soak.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+
+	// Weight of the step under way, in percent.
+	// +optional
+	Weight int32 `json:"weight,omitempty"`
+
+	// StepStartedAt is when the step's pods were all ready and its measuring began.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// LastMeasuredAt is when metrics were last measured.
+	// +optional
+	LastMeasuredAt *metav1.Time `json:"lastMeasuredAt,omitempty"`
+
+	// Missing counts the inconclusive measurements of the run under way, against Budget ("4 of 12 missing").
+	// +optional
+	Missing int32 `json:"missing,omitempty"`
+
+	// Taken counts the measurements of the run under way.
+	// +optional
+	Taken int32 `json:"taken,omitempty"`
+
+	// Budget is how many inconclusive measurements the run tolerates before it waits for a person.
+	// +optional
+	Budget int32 `json:"budget,omitempty"`
+
+	// OutageSince is when the current stretch of missing data began.
+	// +optional
+	OutageSince *metav1.Time `json:"outageSince,omitempty"`
+
+	// Approvals counts ferry approve requests taken for this digest; each resets the missing-data budget, and
+	// an approval of a Marginal comparison accepts it.
+	// +optional
+	Approvals int32 `json:"approvals,omitempty"`
+
+	// ApprovedBy is who last approved the held run.
+	// +optional
+	ApprovedBy string `json:"approvedBy,omitempty"`
+
+	// Queries are the metric queries after templating, per metric and track.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Queries []AnalysisQuery `json:"queries,omitempty"`
+
+	// Measurements of the run, oldest first, bounded (the oldest are dropped first).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=240
+	Measurements []Measurement `json:"measurements,omitempty"`
+
+	// Comparisons are the baseline judge's latest verdicts, one per metric compared.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+}
+
+// AnalysisQuery is a metric query as sent to Prometheus.
+type AnalysisQuery struct {
+	Metric string `json:"metric"`
+	Track  string `json:"track"`
+	Query  string `json:"query"`
+}
+
+// Measurement is one reading of one metric on one track.
+type Measurement struct {
+	// Metric name, or "traffic" for the traffic query.
+	Metric string `json:"metric"`
+	// Track is canary, baseline or stable.
+	Track string `json:"track"`
+	// Step is the canary step it was taken in; absent during the soak.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// Time it was taken.
+	Time metav1.Time `json:"time"`
+	// Value read, as a decimal; absent when there was no number.
+	// +optional
+	Value string `json:"value,omitempty"`
+	// Verdict: Pass, Fail or Inconclusive.
+	Verdict string `json:"verdict"`
+	// Reason of a Fail or Inconclusive verdict, for example AboveMax, NoData, StaleSample, PrometheusUnavailable.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message explains it.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Comparison is the baseline judge's verdict on one metric.
+type Comparison struct {
+	Metric string `json:"metric"`
+	// Verdict: Pass, Marginal, Fail or Inconclusive.
+	Verdict string `json:"verdict"`
+	// PValue of the one-sided Mann-Whitney U test, as a decimal.
+	// +optional
+	PValue string `json:"pValue,omitempty"`
+	// CanaryMedian and BaselineMedian, as decimals.
+	// +optional
+	CanaryMedian string `json:"canaryMedian,omitempty"`
+	// +optional
+	BaselineMedian string `json:"baselineMedian,omitempty"`
+	// Samples on each side.
+	// +optional
+	CanarySamples int32 `json:"canarySamples,omitempty"`
+	// +optional
+	BaselineSamples int32 `json:"baselineSamples,omitempty"`
+	// Reason is the judge's reasoning in a sentence.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }
