@@ -56,6 +56,7 @@ test-tools: controlplane ## Build or install every real tool the tests use.
 	hack/promtool.sh >/dev/null
 	hack/gitea.sh >/dev/null
 	hack/registry.sh >/dev/null
+	hack/prometheus.sh >/dev/null
 
 ##@ Tests
 
@@ -67,6 +68,8 @@ test: vet test-tools ## Run every test (race detector on) against real parts.
 	FERRY_PROMTOOL="$$(hack/promtool.sh)" \
 	FERRY_GITEA="$$(hack/gitea.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
+	FERRY_PROMETHEUS="$$(hack/prometheus.sh | sed -n 1p)" \
+	FERRY_PUSHGATEWAY="$$(hack/prometheus.sh | sed -n 2p)" \
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: e2e
