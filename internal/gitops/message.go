@@ -22,12 +22,16 @@ const (
 	TrailerPreviousDigest = "Ferry-Previous-Digest"
 	TrailerSource         = "Ferry-Source"
 	TrailerRollback       = "Ferry-Rollback"
+	// TrailerRollbackReason says why Ferry rolled back on its own, for example the failing metric and its values.
+	TrailerRollbackReason = "Ferry-Rollback-Reason"
 )
 
 // MessageData is what a commit message template sees.
 type MessageData struct {
 	Promotion, Stage, Image, Digest, PreviousDigest, Source string
 	Rollback                                                bool
+	// RollbackReason says why a rollback was made, when Ferry made it on its own.
+	RollbackReason string
 }
 
 var trailerKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
@@ -66,7 +70,7 @@ func trailerLines(d MessageData, extra map[string]string) ([]string, error) {
 	list := []kv{{TrailerPromotion, d.Promotion}, {TrailerStage, d.Stage}, {TrailerDigest, d.Digest},
 		{TrailerPreviousDigest, d.PreviousDigest}, {TrailerSource, d.Source}}
 	if d.Rollback {
-		list = append(list, kv{TrailerRollback, "true"})
+		list = append(list, kv{TrailerRollback, "true"}, kv{TrailerRollbackReason, d.RollbackReason})
 	}
 	keys := make([]string, 0, len(extra))
 	for k := range extra {

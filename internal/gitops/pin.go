@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -50,6 +51,8 @@ type Request struct {
 	Author Author
 	// MessageTemplate is a text/template over MessageData (DefaultMessageTemplate when empty).
 	MessageTemplate string
+	// RollbackReason, with Rollback, goes into the Ferry-Rollback-Reason trailer (on one line, cut short).
+	RollbackReason string
 	// Trailers are extra "Key: value" lines after the Ferry-* trailers.
 	Trailers map[string]string
 	Signing  *Signing
@@ -295,7 +298,8 @@ func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing
 
 func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.Commit, tree *object.Tree, plan pin.Plan) (*prepared, error) {
 	msg, err := message(d.tmpl, MessageData{Promotion: req.Promotion, Stage: req.Stage, Image: req.Image,
-		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback}, req.Trailers)
+		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback,
+		RollbackReason: oneLine(req.RollbackReason, maxReasonTrailer)}, req.Trailers)
 	if err != nil {
 		return nil, err
 	}
@@ -381,4 +385,20 @@ func walkRecent(c *cachedRepo, head *object.Commit, limit int, visit func(*objec
 			}
 		}
 	}
+}
+
+// maxReasonTrailer bounds the rollback reason trailer: a reason quoting a metric is a sentence, not a report.
+const maxReasonTrailer = 300
+
+// oneLine folds text onto one line of at most n bytes, cut at a rune boundary.
+func oneLine(text string, n int) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if len(text) <= n {
+		return text
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut] + "…"
 }

@@ -21,6 +21,8 @@ const (
 	StageDrift                = "ferry_stage_drift"
 	StageDigestInfo           = "ferry_stage_digest_info"
 	PullRequestWaitSeconds    = "ferry_pull_request_wait_seconds"
+	AnalysisMeasurementsTotal = "ferry_analysis_measurements_total"
+	AnalysisValue             = "ferry_analysis_value"
 )
 
 // Label names.
@@ -31,6 +33,9 @@ const (
 	labelResult    = "result"
 	labelReason    = "reason"
 	labelDigest    = "digest"
+	labelMetric    = "metric"
+	labelTrack     = "track"
+	labelVerdict   = "verdict"
 )
 
 // Buckets sized for continuous delivery, where a step takes seconds and a promotion through approval and soak
@@ -72,6 +77,8 @@ type Recorder struct {
 	drift                *prometheus.GaugeVec
 	digestInfo           *prometheus.GaugeVec
 	pullRequestWait      *prometheus.HistogramVec
+	measurements         *prometheus.CounterVec
+	analysisValue        *prometheus.GaugeVec
 
 	// mu guards digests, the digest each stage's info series currently carries, so that the old series is
 	// deleted when the digest changes instead of both reading 1.
@@ -115,6 +122,12 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 		pullRequestWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: PullRequestWaitSeconds,
 			Help:    "Seconds an approval pull request stayed open, from opened to merged or closed.",
 			Buckets: pullRequestBuckets}, stage),
+		measurements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: AnalysisMeasurementsTotal,
+			Help: "Analysis measurements taken, by metric, track (canary, baseline, stable) and verdict (Pass, Fail, Inconclusive)."},
+			with(labelMetric, labelTrack, labelVerdict)),
+		analysisValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: AnalysisValue,
+			Help: "The last value an analysis read, by metric and track; absent while the last reading had no number."},
+			with(labelMetric, labelTrack)),
 		digests: map[Stage]string{},
 	}
 	for i, c := range r.collectors() {
@@ -131,14 +144,15 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 
 func (r *Recorder) collectors() []prometheus.Collector {
 	return []prometheus.Collector{r.promotions, r.promotionDuration, r.discoveredToHealthy, r.verificationFailures,
-		r.copyBytes, r.copyRequests, r.rollbacks, r.timeToRollback, r.drift, r.digestInfo, r.pullRequestWait}
+		r.copyBytes, r.copyRequests, r.rollbacks, r.timeToRollback, r.drift, r.digestInfo, r.pullRequestWait,
+		r.measurements, r.analysisValue}
 }
 
 // Names lists the metric names the Recorder registers, for tests that keep dashboards and alerts honest.
 func Names() []string {
 	return []string{PromotionsTotal, PromotionDurationSeconds, DiscoveredToHealthySecs, VerificationFailuresTotal,
 		CopyBytesTotal, CopyRequestsTotal, RollbacksTotal, TimeToRollbackSeconds, StageDrift, StageDigestInfo,
-		PullRequestWaitSeconds}
+		PullRequestWaitSeconds, AnalysisMeasurementsTotal, AnalysisValue}
 }
 
 // InitStage creates at zero the stage's counters that dashboards and alerts rate() — promoted and failed
@@ -243,11 +257,25 @@ func (r *Recorder) Forget(p Promotion) {
 	r.drift.DeletePartialMatch(match)
 	r.digestInfo.DeletePartialMatch(match)
 	r.pullRequestWait.DeletePartialMatch(match)
+	r.measurements.DeletePartialMatch(match)
+	r.analysisValue.DeletePartialMatch(match)
 	for s := range r.digests {
 		if s.Namespace == p.Namespace && s.Promotion == p.Name {
 			delete(r.digests, s)
 		}
 	}
+}
+
+// ObserveMeasurement counts one analysis reading and shows its value; a reading with no number (nil) removes the
+// value's series, so that a graph shows a gap rather than a stale line.
+func (r *Recorder) ObserveMeasurement(s Stage, metric, track, verdict string, value *float64) {
+	labels := append(s.values(), metric, track)
+	r.measurements.WithLabelValues(append(labels, verdict)...).Inc()
+	if value == nil {
+		r.analysisValue.DeleteLabelValues(labels...)
+		return
+	}
+	r.analysisValue.WithLabelValues(labels...).Set(*value)
 }
 
 func seconds(d time.Duration) float64 {
