@@ -4,9 +4,12 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/analysis"
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/scm"
 	"github.com/ferrycd/ferry/internal/sync"
@@ -24,6 +27,10 @@ type Engines struct {
 	Sync Syncer
 	// WorkDir holds temporary checkouts of stage paths for Sync.
 	WorkDir string
+	// Prometheus opens a Prometheus server for analyses (analysis.NewPrometheus by default).
+	Prometheus func(analysis.Config) (analysis.Querier, error)
+	// StageClient opens a client of a stage's cluster for canary copies (client.New by default).
+	StageClient func(*rest.Config) (client.Client, error)
 }
 
 // SyncTarget is where a stage is applied.
@@ -56,6 +63,8 @@ type Syncer interface {
 	Apply(ctx context.Context, t SyncTarget, dir, revision string) ([]sync.ObjectRef, error)
 	// Objects renders the files in dir and names the objects they declare, as applied to t.Namespace.
 	Objects(t SyncTarget, dir string) ([]sync.ObjectRef, error)
+	// Render renders the files in dir into the objects they declare, as Apply would apply them.
+	Render(t SyncTarget, dir string) ([]*unstructured.Unstructured, error)
 	// Health assesses the objects, and whether their workloads run declaredImage ("repository@sha256:…").
 	Health(ctx context.Context, t SyncTarget, objects []sync.ObjectRef, declaredImage string) (Health, error)
 	// Expect announces targets that stages will sync to, so that a cluster's watches of their namespaces start

@@ -57,8 +57,11 @@ func verificationReason(k signature.Kind) metrics.VerificationReason {
 }
 
 func rollbackReason(reason string) metrics.RollbackReason {
-	if reason == ReasonHealthFailed {
+	switch reason {
+	case ReasonHealthFailed:
 		return metrics.RollbackHealthFailed
+	case ReasonAnalysisFailed:
+		return metrics.RollbackAnalysisFailed
 	}
 	return metrics.RollbackManual
 }

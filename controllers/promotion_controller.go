@@ -69,6 +69,11 @@ type PromotionReconciler struct {
 	// objects the sync engine saw change.
 	owners  sync.Map
 	changes signals
+	// queriers and stageClients share Prometheus clients and stage-cluster clients, by server and identity;
+	// canaryObjects remembers the Deployments a commit's canary copies (see canaryWorkloads).
+	queriers, stageClients sync.Map
+	canaryOnce             sync.Once
+	canaryObjects          *lru.Cache
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -110,7 +115,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	steps := []step{r.validate}
 	if r.Engines.Git != nil && !p.Spec.Suspend {
-		steps = append(steps, r.rollbackRequest, r.discover, r.promoteStages)
+		steps = append(steps, r.rollbackRequest, r.analysisRequests, r.discover, r.promoteStages)
 	}
 	for _, run := range steps {
 		err := run(ctx, s)

@@ -75,7 +75,7 @@ func TestStalledOnMissingSecretThenRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := withoutCanary(samplePromotion(t, ns)) // recovers to Ready only without refused fields
+	p := samplePromotion(t, ns)
 	if err := e.Client.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -232,40 +232,20 @@ func TestSpecErrorsTheSchemaCannotSee(t *testing.T) {
 	if err := validateSpec(samplePromotion(t, "ns")); err != nil {
 		t.Errorf("the sample fails validation: %v", err)
 	}
-	if err := refuseNotActedOn(withoutCanary(samplePromotion(t, "ns"))); err != nil {
-		t.Errorf("the sample without canary and analysis is refused: %v", err)
-	}
 }
 
-// TestFieldsNotActedOnStall: a stage that asks for a canary, an analysis or requireHealthy: false stalls naming
-// the field, rather than being promoted as if the field were not there.
+// TestFieldsNotActedOnStall: a stage that asks for requireHealthy: false stalls naming the field, rather than
+// being promoted as if the field were not there.
 func TestFieldsNotActedOnStall(t *testing.T) {
-	cases := []struct {
-		name, field string
-		mutate      func(p *ferryv1.Promotion)
-	}{
-		{"canary", "spec.stages[2].canary", func(p *ferryv1.Promotion) {}},
-		{"analysis without canary", "spec.stages[2].analysis", func(p *ferryv1.Promotion) { p.Spec.Stages[2].Canary = nil }},
-		{"requireHealthy false", "spec.stages[0].gates.requireHealthy", func(p *ferryv1.Promotion) {
-			p.Spec.Stages[0].Gates.RequireHealthy = new(bool)
-		}},
+	p := samplePromotion(t, "ns")
+	p.Spec.Stages[0].Gates.RequireHealthy = new(bool)
+	stall, ok := asStalling(refuseNotActedOn(p))
+	if !ok || stall.Field != "spec.stages[0].gates.requireHealthy" || stall.Reason != ReasonNotSupported {
+		t.Fatalf("got %v, want a %s stall on spec.stages[0].gates.requireHealthy", stall, ReasonNotSupported)
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := samplePromotion(t, "ns")
-			tc.mutate(p)
-			stall, ok := asStalling(refuseNotActedOn(p))
-			if !ok || stall.Field != tc.field || stall.Reason != ReasonNotSupported {
-				t.Fatalf("got %v, want a %s stall on %s", stall, ReasonNotSupported, tc.field)
-			}
-		})
+	if err := refuseNotActedOn(samplePromotion(t, "ns")); err != nil {
+		t.Errorf("the sample is refused: %v", err)
 	}
-}
-
-// withoutCanary drops the fields of the sample's prod stage this version refuses.
-func withoutCanary(p *ferryv1.Promotion) *ferryv1.Promotion {
-	p.Spec.Stages[2].Canary, p.Spec.Stages[2].Analysis = nil, nil
-	return p
 }
 
 func hasEvent(t *testing.T, c client.Client, ns, name, eventType, reason string) bool {

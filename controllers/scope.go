@@ -152,3 +152,11 @@ func refused(st *ferryv1.StageStatus, digest string) string {
 	}
 	return ""
 }
+
+// wait records, unless a step already did, that the Promotion waits for something that will pass without a
+// change to its spec: Ready is False with the reason, and the reconcile goes on.
+func (s *scope) waitFor(reason, format string, args ...any) {
+	if s.waiting == nil {
+		s.waiting = &WaitingError{Reason: reason, Err: fmt.Errorf(format, args...)}
+	}
+}

@@ -21,20 +21,12 @@ func (r *PromotionReconciler) syncStage(ctx context.Context, s *scope, i int) (b
 		st.Message = fmt.Sprintf("Pinned at commit %s; this controller has no sync engine, so the stage waits here.", shortSHA(st.LastCommit))
 		return false, nil
 	}
-	target, err := r.syncTarget(s, i)
-	if err != nil {
+	if canaryWanted(s, i) {
+		return r.startCanary(s, i), nil
+	}
+	if err := r.applyStage(ctx, s, i); err != nil {
 		return false, err
 	}
-	var objects []sync.ObjectRef
-	err = r.withCheckout(ctx, s, i, func(dir string) (err error) {
-		objects, err = r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
-		return err
-	})
-	if err != nil {
-		return false, err
-	}
-	r.rendered().Add(renderKeyOf(s, i, target), objects)
-	r.event(s.p, corev1.EventTypeNormal, ReasonSynced, "stage %s: applied %s at %s to namespace %s", st.Name, s.p.Spec.Stages[i].Path, shortSHA(st.LastCommit), target.Namespace)
 	s.setPhase(i, ferryv1.PhaseProgressing, "Applied commit %s; waiting for the rollout to become healthy.", shortSHA(st.LastCommit))
 	return true, nil
 }
@@ -145,10 +137,7 @@ func (r *PromotionReconciler) awaitHealthy(ctx context.Context, s *scope, i int)
 	if err != nil {
 		return false, fmt.Errorf("assessing health: %w", err)
 	}
-	timeout := 10 * time.Minute
-	if stage.Sync.HealthTimeout != nil {
-		timeout = stage.Sync.HealthTimeout.Duration
-	}
+	timeout := healthTimeout(stage)
 	elapsed := s.now.Sub(st.Since.Time)
 	grace := r.degradedGrace()
 	switch {
@@ -202,8 +191,12 @@ func (r *PromotionReconciler) healthy(s *scope, i int) bool {
 	return true
 }
 
-// soakStage holds a healthy digest for the stage's soak time before the next stage may take it.
-func (r *PromotionReconciler) soakStage(_ context.Context, s *scope, i int) (bool, error) {
+// soakStage holds a healthy digest for the stage's soak time before the next stage may take it; with an
+// analysis, the soak is measured too.
+func (r *PromotionReconciler) soakStage(ctx context.Context, s *scope, i int) (bool, error) {
+	if s.p.Spec.Stages[i].Analysis != nil {
+		return r.soakAnalysed(ctx, s, i)
+	}
 	st := s.stage(i)
 	var soak time.Duration
 	if g := s.p.Spec.Stages[i].Gates.Soak; g != nil {
@@ -214,7 +207,13 @@ func (r *PromotionReconciler) soakStage(_ context.Context, s *scope, i int) (boo
 		s.waitAtMost(left)
 		return false, nil
 	}
+	return r.promoted(s, i), nil
+}
+
+// promoted ends the in-flight digest's time in stage i as promoted: the next stage may take it.
+func (r *PromotionReconciler) promoted(s *scope, i int) bool {
+	st := s.stage(i)
 	r.event(s.p, corev1.EventTypeNormal, ReasonPromoted, "stage %s: promoted %s", st.Name, st.Digest)
 	r.finishDigest(s, i, ferryv1.OutcomePromoted, "healthy and soaked")
-	return true, nil
+	return true
 }

@@ -46,6 +46,9 @@ func (s *scope) pinRequest(i int, rollback bool) gitops.Request {
 		Source: st.InFlightSource, Rollback: rollback, Author: s.in.author,
 		MessageTemplate: s.p.Spec.Git.CommitMessageTemplate, Signing: s.in.sign,
 	}
+	if rollback && st.Hold != nil && st.Hold.Reason == ReasonAnalysisFailed {
+		req.RollbackReason = rollbackReasonOf(st)
+	}
 	if stage.Manifest.Image != "" && stage.Manifest.Image != stage.Registry.Repository {
 		req.Image, req.NewImage = stage.Manifest.Image, stage.Registry.Repository
 	}
@@ -60,6 +63,17 @@ func (s *scope) pinRequest(i int, rollback bool) gitops.Request {
 		req.Format = gitops.FormatKustomize
 	}
 	return req
+}
+
+// rollbackReasonOf says, for the rollback commit's trailer, which digest failed its analysis and why: the
+// failing metric, its values and the verdict.
+func rollbackReasonOf(st *ferryv1.StageStatus) string {
+	for _, h := range st.History {
+		if h.Outcome == ferryv1.OutcomeRolledBack {
+			return h.Digest + " " + h.Reason
+		}
+	}
+	return ""
 }
 
 // gitError sorts Git failures: what only a change of spec or credentials can fix stalls; the rest is retried.

@@ -97,6 +97,8 @@ func (r *PromotionReconciler) stepFor(s *scope, i int) stageStep {
 		return r.awaitApproval
 	case ferryv1.PhaseSyncing:
 		return r.syncStage
+	case ferryv1.PhaseCanary:
+		return r.canaryStage
 	case ferryv1.PhaseProgressing:
 		return r.awaitHealthy
 	case ferryv1.PhaseSoaking:

@@ -44,13 +44,21 @@ func (c *countingSyncer) Objects(t SyncTarget, dir string) ([]sync.ObjectRef, er
 
 func newStagesFixture(t *testing.T) *stagesFixture {
 	t.Helper()
+	return newStagesFixtureWith(t, func(*Engines) {})
+}
+
+// newStagesFixtureWith is newStagesFixture with engines changed by with before the manager starts.
+func newStagesFixtureWith(t *testing.T, with func(*Engines)) *stagesFixture {
+	t.Helper()
 	e := testenv.Need(t, env)
 	f := &stagesFixture{pipelineFixture: newPipelineFixture(t, e), e: e, dev: e.Namespace(t), stg: e.Namespace(t)}
 	f.rollouts = startRolloutController(t, e.Client, f.dev, f.stg)
 	syncer := NewGitopsSyncer()
 	t.Cleanup(syncer.Close)
 	f.syncer = &countingSyncer{Syncer: syncer}
-	startManager(t, Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()})
+	engines := Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()}
+	with(&engines)
+	startManager(t, engines)
 	return f
 }
 

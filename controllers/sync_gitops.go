@@ -96,9 +96,7 @@ func (g *GitopsSyncer) Expect(targets []SyncTarget) error {
 
 // cluster returns the state kept for the cluster t is in, creating it on first use.
 func (g *GitopsSyncer) cluster(t SyncTarget) (*sync.Cluster, error) {
-	// One cluster state per API server and identity; the key is a hash so that no credential is kept in it.
-	sum := sha256.Sum256([]byte(t.Config.Host + "\x00" + t.Config.Username + "\x00" + t.Config.BearerToken + "\x00" + string(t.Config.CertData)))
-	key := hex.EncodeToString(sum[:])
+	key := clusterKey(t.Config) // one cluster state per API server and identity
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.clusters[key]; ok {
@@ -143,6 +141,11 @@ func (g *GitopsSyncer) Apply(ctx context.Context, t SyncTarget, dir, revision st
 		return nil, err
 	}
 	return res.Declared, nil
+}
+
+// Render renders the files in dir.
+func (g *GitopsSyncer) Render(t SyncTarget, dir string) ([]*unstructured.Unstructured, error) {
+	return render(t, dir)
 }
 
 // Objects renders the files in dir and names what they declare in t.Namespace.

@@ -210,7 +210,7 @@ func readData(ctx context.Context, reader client.Reader, namespace string, ref r
 const ReasonNotSupported = "NotSupported"
 
 // refuseNotActedOn stalls a Promotion whose stage asks for behaviour this controller does not carry out: a field
-// that is accepted and then ignored would promote a digest no metric was ever read for. It runs after every other
+// that is accepted and then ignored would promote a digest as if it were not there. It runs after every other
 // check, so that bad references are reported first.
 func refuseNotActedOn(p *ferryv1.Promotion) error {
 	for i := range p.Spec.Stages {
@@ -222,14 +222,7 @@ func refuseNotActedOn(p *ferryv1.Promotion) error {
 }
 
 func refuseStageNotActedOn(st *ferryv1.StageSpec, field string) error {
-	switch {
-	case st.Canary != nil:
-		return stalling(ReasonNotSupported, field+".canary", "canary steps are not carried out by this version of Ferry; "+
-			"remove the field rather than have the stage promoted without a canary")
-	case st.Analysis != nil:
-		return stalling(ReasonNotSupported, field+".analysis", "Prometheus analysis is not carried out by this version of Ferry; "+
-			"remove the field rather than have the stage promoted with no metric read")
-	case st.Gates.RequireHealthy != nil && !*st.Gates.RequireHealthy:
+	if st.Gates.RequireHealthy != nil && !*st.Gates.RequireHealthy {
 		return stalling(ReasonNotSupported, field+".gates.requireHealthy", "false is not supported: the next stage always "+
 			"waits for this stage to be healthy and soaked")
 	}

@@ -26,13 +26,13 @@ const (
 	PhaseSyncing          StagePhase = "Syncing"
 	PhaseProgressing      StagePhase = "Progressing"
 	// PhaseCanary runs the canary steps: the stable workload keeps the previous digest while a copy runs the new one.
-	PhaseCanary StagePhase = "Canary"
-	PhaseAnalysing        StagePhase = "Analysing"
-	PhaseSoaking          StagePhase = "Soaking"
-	PhasePromoted         StagePhase = "Promoted"
-	PhaseFailed           StagePhase = "Failed"
-	PhaseRollingBack      StagePhase = "RollingBack"
-	PhaseRolledBack       StagePhase = "RolledBack"
+	PhaseCanary      StagePhase = "Canary"
+	PhaseAnalysing   StagePhase = "Analysing"
+	PhaseSoaking     StagePhase = "Soaking"
+	PhasePromoted    StagePhase = "Promoted"
+	PhaseFailed      StagePhase = "Failed"
+	PhaseRollingBack StagePhase = "RollingBack"
+	PhaseRolledBack  StagePhase = "RolledBack"
 )
 
 // PromotionStatus is what Ferry observed and did.
@@ -287,6 +287,10 @@ type AnalysisStatus struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 
+	// Run is what is being analysed: the canary steps, or the soak after the digest took the whole stage.
+	// +optional
+	Run AnalysisRun `json:"run,omitempty"`
+
 	// Step is the index of the canary step under way; absent during the soak.
 	// +optional
 	Step *int32 `json:"step,omitempty"`
@@ -295,7 +299,11 @@ type AnalysisStatus struct {
 	// +optional
 	Weight int32 `json:"weight,omitempty"`
 
-	// StepStartedAt is when the step's pods were all ready and its measuring began.
+	// StepRequestedAt is when the step's copies were asked for; they must be ready within sync.healthTimeout.
+	// +optional
+	StepRequestedAt *metav1.Time `json:"stepRequestedAt,omitempty"`
+
+	// StepStartedAt is when the step's pods were all ready and its measuring began (the soak's start, in a soak).
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
 
@@ -328,6 +336,20 @@ type AnalysisStatus struct {
 	// +optional
 	ApprovedBy string `json:"approvedBy,omitempty"`
 
+	// ApprovedAt is when the run was last approved: the step's evidence is counted from then on.
+	// +optional
+	ApprovedAt *metav1.Time `json:"approvedAt,omitempty"`
+
+	// AbortedBy is who aborted the run with ferry abort; an aborted run is rolled back whatever the policy says.
+	// +optional
+	AbortedBy string `json:"abortedBy,omitempty"`
+
+	// Tallies count each metric's verdicts in the step (or soak) under way, on the canary (or stable) track.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Tallies []MetricTally `json:"tallies,omitempty"`
+
 	// Queries are the metric queries after templating, per metric and track.
 	// +optional
 	// +listType=atomic
@@ -345,6 +367,27 @@ type AnalysisStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=20
 	Comparisons []Comparison `json:"comparisons,omitempty"`
+}
+
+// AnalysisRun says what an analysis measures.
+// +kubebuilder:validation:Enum=Canary;Soak
+type AnalysisRun string
+
+// Analysis runs.
+const (
+	RunCanary AnalysisRun = "Canary"
+	RunSoak   AnalysisRun = "Soak"
+)
+
+// MetricTally counts one metric's verdicts.
+type MetricTally struct {
+	Metric string `json:"metric"`
+	// +optional
+	Passed int32 `json:"passed,omitempty"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+	// +optional
+	Inconclusive int32 `json:"inconclusive,omitempty"`
 }
 
 // AnalysisQuery is a metric query as sent to Prometheus.
