@@ -25,7 +25,9 @@ func newGetCmd() *cobra.Command {
 		Use:   "get [NAME]",
 		Short: "Show Promotions: each stage's phase and digest, and whether the Promotion is Ready",
 		Long: "Show Promotions with one line per stage: its phase, the digest it runs, and the Promotion's Ready\n" +
-			"condition. With NAME, also print every condition with its message, which says what to fix.",
+			"condition. A stage in a canary shows its step and weight (\"Canary 2/3 (50%)\"), and a stage with an\n" +
+			"analysis its verdict (\"analysis Held: 4 of 12 missing\"; `ferry analysis` shows the details). With NAME,\n" +
+			"also print every condition with its message, which says what to fix.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := kube.client()
@@ -106,7 +108,7 @@ func printStages(out io.Writer, items []ferryv1.Promotion, withNamespace bool) {
 				}
 				cols = append([]string{ns}, cols...)
 			}
-			cols = append(cols, stage.Name, string(stage.Phase), shortDigest(stage.Digest), since(stage))
+			cols = append(cols, stage.Name, phaseCell(p, stage), shortDigest(stage.Digest), since(stage))
 			fmt.Fprintln(w, strings.Join(cols, "\t"))
 		}
 	}

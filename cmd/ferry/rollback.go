@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	"strings"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -110,30 +108,18 @@ func runRollback(ctx context.Context, out io.Writer, c client.Client, ns, name s
 	return waitForRollback(ctx, out, c, req, o.timeout)
 }
 
-// requestRollback validates the request against the Promotion as it is now and sets the annotation with a
-// merge patch that carries the resourceVersion it validated, so that a concurrent change (another rollback
-// request, a new history entry) makes it validate again rather than act on a stale view.
+// requestRollback validates the request against the Promotion as it is now and sets the annotation (see
+// requestKind.request).
 func requestRollback(ctx context.Context, c client.Client, ns, name, stage string, to *digestArg) (*rollbackRequest, error) {
 	var req *rollbackRequest
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		p, err := getPromotion(ctx, c, ns, name)
-		if err != nil {
-			return err
-		}
+	err := rollbackRequestKind.request(ctx, c, ns, name, func(p *ferryv1.Promotion) (string, error) {
+		var err error
 		if req, err = planRollback(p, stage, to); err != nil {
-			return err
+			return "", err
 		}
-		patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		if p.Annotations == nil {
-			p.Annotations = map[string]string{}
-		}
-		p.Annotations[ferryv1.RollbackAnnotation] = req.value
-		return c.Patch(ctx, p, patch, client.FieldOwner(requesterManager(ctx, c)))
+		return req.value, nil
 	})
 	if err != nil {
-		if apierrors.IsConflict(err) {
-			return nil, fmt.Errorf("setting %s on promotion %q: it kept changing under us: %w", ferryv1.RollbackAnnotation, name, err)
-		}
 		return nil, err
 	}
 	return req, nil
@@ -144,10 +130,6 @@ func planRollback(p *ferryv1.Promotion, stage string, to *digestArg) (*rollbackR
 	s, err := findStage(p, stage)
 	if err != nil {
 		return nil, err
-	}
-	if v, ok := p.Annotations[ferryv1.RollbackAnnotation]; ok {
-		return nil, fmt.Errorf("a rollback is already pending on promotion %q (%s=%q): wait for the controller to "+
-			"finish it, or remove the annotation to cancel it", p.Name, ferryv1.RollbackAnnotation, v)
 	}
 	req := &rollbackRequest{namespace: p.Namespace, name: p.Name, stage: stage, from: s.Digest, value: stage,
 		explicit: to != nil, history: map[historyKey]bool{}}
@@ -379,19 +361,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// requesterManager names the field manager of the rollback annotation after the user the API server
-// authenticated, so that the controller can record who asked (it reads the annotation's manager from
-// managedFields). Without the SelfSubjectReview API it is just "ferry-rollback".
-func requesterManager(ctx context.Context, c client.Client) string {
-	review := &authenticationv1.SelfSubjectReview{}
-	if err := c.Create(ctx, review); err != nil || review.Status.UserInfo.Username == "" {
-		return "ferry-rollback"
-	}
-	manager := "ferry-rollback:" + review.Status.UserInfo.Username
-	if len(manager) > 128 { // the API server's limit for manager names
-		manager = manager[:128]
-	}
-	return manager
 }

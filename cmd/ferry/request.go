@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+)
+
+// requestKind is one of the annotations through which a person asks Ferry's controller to act on a stage. The
+// controller records who asked from the annotation's field manager, acts, then removes the annotation.
+type requestKind struct {
+	annotation string // the annotation's key
+	command    string // the ferry command that sets it; names the field manager "ferry-<command>:<user>"
+	noun       string // the request in a sentence: "a rollback"
+}
+
+var (
+	rollbackRequestKind = requestKind{annotation: ferryv1.RollbackAnnotation, command: "rollback", noun: "a rollback"}
+	approveRequestKind  = requestKind{annotation: ferryv1.ApproveAnnotation, command: "approve", noun: "an approval"}
+	abortRequestKind    = requestKind{annotation: ferryv1.AbortAnnotation, command: "abort", noun: "an abort"}
+)
+
+// request validates a request against the Promotion as it is now (plan returns the annotation's value, or why
+// the request cannot be made) and sets the annotation with a merge patch that carries the resourceVersion it
+// validated, so that a concurrent change makes it validate again rather than act on a stale view. It refuses
+// while an earlier request of the same kind is pending. On any refusal the Promotion is left unchanged.
+func (k requestKind) request(ctx context.Context, c client.Client, ns, name string,
+	plan func(*ferryv1.Promotion) (string, error)) error {
+	manager := ""
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := getPromotion(ctx, c, ns, name)
+		if err != nil {
+			return err
+		}
+		value, err := plan(p)
+		if err != nil {
+			return err
+		}
+		if v, ok := p.Annotations[k.annotation]; ok {
+			return fmt.Errorf("%s is already pending on promotion %q (%s=%q): wait for the controller to "+
+				"finish it, or remove the annotation to cancel it", k.noun, p.Name, k.annotation, v)
+		}
+		if manager == "" {
+			manager = requesterManager(ctx, c, k.command)
+		}
+		patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[k.annotation] = value
+		return c.Patch(ctx, p, patch, client.FieldOwner(manager))
+	})
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("setting %s on promotion %q: it kept changing under us: %w", k.annotation, name, err)
+	}
+	return err
+}
+
+// maxManagerLength is the API server's limit for field manager names.
+const maxManagerLength = 128
+
+// requesterManager names the field manager of a request annotation after the user the API server
+// authenticated, "ferry-<command>:<user>", so that the controller can record who asked (it reads the
+// annotation's manager from managedFields). Without the SelfSubjectReview API it is just "ferry-<command>".
+func requesterManager(ctx context.Context, c client.Client, command string) string {
+	manager := "ferry-" + command
+	review := &authenticationv1.SelfSubjectReview{}
+	if err := c.Create(ctx, review); err != nil || review.Status.UserInfo.Username == "" {
+		return manager
+	}
+	manager += ":" + review.Status.UserInfo.Username
+	for len(manager) > maxManagerLength { // cut whole characters only
+		_, size := utf8.DecodeLastRuneInString(manager)
+		manager = manager[:len(manager)-size]
+	}
+	return manager
+}
