@@ -211,6 +211,8 @@ func TestForgetDeletesEverySeriesOfOnePromotion(t *testing.T) {
 		r.SetDrift(s, false)
 		r.SetStageDigest(s, digestA)
 		r.ObservePullRequestWait(s, time.Minute)
+		v := 0.5
+		r.ObserveMeasurement(s, "error-rate", "canary", "Pass", &v)
 	}
 	r.Forget(Promotion{Namespace: "shop", Name: "web"})
 
@@ -332,6 +334,53 @@ func recordOneOfEach(r *Recorder) {
 	r.SetDrift(dev, true)
 	r.SetStageDigest(dev, digestA)
 	r.ObservePullRequestWait(dev, time.Minute)
+	value := 0.02
+	r.ObserveMeasurement(dev, "error-rate", "canary", "Fail", &value)
+}
+
+// TestMeasurementsCountVerdictsAndShowTheLastValue: every reading is counted by verdict; a reading with no number
+// removes the value's series rather than leaving the last one standing.
+func TestMeasurementsCountVerdictsAndShowTheLastValue(t *testing.T) {
+	r, reg := newRecorder(t)
+	v1, v2 := 0.01, 0.03
+	r.ObserveMeasurement(dev, "error-rate", "canary", "Pass", &v1)
+	r.ObserveMeasurement(dev, "error-rate", "canary", "Fail", &v2)
+	r.ObserveMeasurement(dev, "error-rate", "baseline", "Pass", &v1)
+	value := func(track string) (float64, bool) {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range families {
+			if mf.GetName() != AnalysisValue {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "track" && l.GetValue() == track {
+						return m.GetGauge().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+	if v, ok := value("canary"); !ok || v != v2 {
+		t.Errorf("canary value = %v (present %v), want the last reading %v", v, ok, v2)
+	}
+	if got := testutil.ToFloat64(r.measurements.WithLabelValues("shop", "web", "dev", "error-rate", "canary", "Fail")); got != 1 {
+		t.Errorf("failed canary readings = %v, want 1", got)
+	}
+	r.ObserveMeasurement(dev, "error-rate", "canary", "Inconclusive", nil)
+	if _, ok := value("canary"); ok {
+		t.Error("a reading with no number left the canary's last value standing")
+	}
+	if _, ok := value("baseline"); !ok {
+		t.Error("the baseline's value went with the canary's")
+	}
+	if got := testutil.ToFloat64(r.measurements.WithLabelValues("shop", "web", "dev", "error-rate", "canary", "Inconclusive")); got != 1 {
+		t.Errorf("inconclusive canary readings = %v, want 1", got)
+	}
 }
 
 func TestInitCreatesZeroedCountersThatForgetRemoves(t *testing.T) {
