@@ -129,6 +129,11 @@ func (r *PromotionReconciler) abandonInFlight(ctx context.Context, s *scope, i i
 	if st.InFlightDigest == "" {
 		return nil
 	}
+	if st.Phase == ferryv1.PhaseCanary {
+		if err := r.removeCopies(ctx, s, i); err != nil {
+			return err
+		}
+	}
 	if st.PullRequest != nil && st.Phase == ferryv1.PhaseAwaitingApproval {
 		provider, repo, err := r.forge(s, i)
 		if err != nil {

@@ -72,8 +72,15 @@ func (r *PromotionReconciler) enterStep(s *scope, i int, step int32) {
 func (r *PromotionReconciler) canaryStage(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
 	a := st.Analysis
+	if s.p.Spec.Stages[i].Canary == nil {
+		// The canary was taken out of the spec while it ran: the stage goes straight to its commit.
+		return r.finishCanary(ctx, s, i)
+	}
 	if a == nil || a.Digest != st.InFlightDigest || a.Run != ferryv1.RunCanary || a.Step == nil {
 		return r.startCanary(s, i), nil
+	}
+	if last := int32(len(s.p.Spec.Stages[i].Canary.Steps)) - 1; *a.Step > last {
+		r.enterStep(s, i, last) // steps were taken out of the spec while it ran
 	}
 	switch a.Phase {
 	case ferryv1.AnalysisFailed:
