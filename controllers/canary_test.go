@@ -66,7 +66,7 @@ type canaryFixture struct {
 	prom *fakeProm
 }
 
-func newCanaryFixture(t *testing.T) *canaryFixture {
+func newCanaryFixture(t testing.TB) *canaryFixture {
 	prom := newFakeProm()
 	f := newStagesFixtureWith(t, func(e *Engines) {
 		e.Prometheus = func(analysis.Config) (analysis.Querier, error) { return prom, nil }
@@ -96,7 +96,7 @@ func (f *canaryFixture) promotion() *ferryv1.Promotion {
 
 // running creates the Promotion and waits until dev runs a first release, deployed without a canary (there is
 // nothing to compare it with).
-func (f *canaryFixture) running(t *testing.T, p *ferryv1.Promotion) string {
+func (f *canaryFixture) running(t testing.TB, p *ferryv1.Promotion) string {
 	t.Helper()
 	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
 	f.prom.set("stable", constant(0))
@@ -108,7 +108,7 @@ func (f *canaryFixture) running(t *testing.T, p *ferryv1.Promotion) string {
 }
 
 // waitAnalysis waits until dev's analysis of digest is in phase, and returns the Promotion.
-func (f *canaryFixture) waitAnalysis(t *testing.T, name, digest string, phase ferryv1.AnalysisPhase) *ferryv1.Promotion {
+func (f *canaryFixture) waitAnalysis(t testing.TB, name, digest string, phase ferryv1.AnalysisPhase) *ferryv1.Promotion {
 	t.Helper()
 	var got *ferryv1.Promotion
 	eventually(t, fmt.Sprintf("dev's analysis of %s to be %s", digest, phase), func() (bool, string) {
@@ -130,7 +130,7 @@ func analysisState(a *ferryv1.AnalysisStatus) string {
 }
 
 // copies lists the canary and baseline Deployments in ns.
-func (f *canaryFixture) copies(t *testing.T) []appsv1.Deployment {
+func (f *canaryFixture) copies(t testing.TB) []appsv1.Deployment {
 	t.Helper()
 	var list appsv1.DeploymentList
 	if err := f.e.Client.List(context.Background(), &list, client.InNamespace(f.dev), client.HasLabels{canary.TrackLabel}); err != nil {
@@ -139,7 +139,7 @@ func (f *canaryFixture) copies(t *testing.T) []appsv1.Deployment {
 	return list.Items
 }
 
-func (f *canaryFixture) stable(t *testing.T) *appsv1.Deployment {
+func (f *canaryFixture) stable(t testing.TB) *appsv1.Deployment {
 	t.Helper()
 	var d appsv1.Deployment
 	if err := f.e.Client.Get(context.Background(), types.NamespacedName{Namespace: f.dev, Name: "shop"}, &d); err != nil {

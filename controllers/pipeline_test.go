@@ -32,7 +32,7 @@ type pipelineFixture struct {
 	signer   *signaturetest.KeySigner
 }
 
-func newPipelineFixture(t *testing.T, e *testenv.Env) *pipelineFixture {
+func newPipelineFixture(t testing.TB, e *testenv.Env) *pipelineFixture {
 	t.Helper()
 	f := &pipelineFixture{
 		ns:       e.Namespace(t),
@@ -56,7 +56,7 @@ func newPipelineFixture(t *testing.T, e *testenv.Env) *pipelineFixture {
 }
 
 // pushRelease pushes an image tagged tag to the source registry, signed by the fixture's key when signed.
-func (f *pipelineFixture) pushRelease(t *testing.T, tag string, signed bool) name.Digest {
+func (f *pipelineFixture) pushRelease(t testing.TB, tag string, signed bool) name.Digest {
 	t.Helper()
 	d := f.source.PushImage(t, "acme/shop")
 	desc, err := remote.Get(d)
@@ -198,7 +198,7 @@ spec:
 `
 }
 
-func newGitEngine(t *testing.T) *gitops.Engine {
+func newGitEngine(t testing.TB) *gitops.Engine {
 	t.Helper()
 	g, err := gitops.New(gitops.Options{CacheDir: t.TempDir()})
 	if err != nil {
@@ -207,7 +207,7 @@ func newGitEngine(t *testing.T) *gitops.Engine {
 	return g
 }
 
-func mustDigest(t *testing.T, ref string) name.Digest {
+func mustDigest(t testing.TB, ref string) name.Digest {
 	t.Helper()
 	d, err := name.NewDigest(ref)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 )
 
 // eventually polls cond until it holds or the deadline passes; it waits on the API server's state, not on time.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	last := ""
@@ -39,7 +39,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
 }
 
-func getPromotion(t *testing.T, c client.Client, ns, name string) *ferryv1.Promotion {
+func getPromotion(t testing.TB, c client.Client, ns, name string) *ferryv1.Promotion {
 	t.Helper()
 	var p ferryv1.Promotion
 	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
@@ -248,7 +248,7 @@ func TestFieldsNotActedOnStall(t *testing.T) {
 	}
 }
 
-func hasEvent(t *testing.T, c client.Client, ns, name, eventType, reason string) bool {
+func hasEvent(t testing.TB, c client.Client, ns, name, eventType, reason string) bool {
 	t.Helper()
 	var list eventsv1.EventList
 	if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {

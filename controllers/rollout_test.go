@@ -22,7 +22,7 @@ type rolloutController struct {
 	bad map[string]bool // image digests whose rollout fails
 }
 
-func startRolloutController(t *testing.T, c client.Client, namespaces ...string) *rolloutController {
+func startRolloutController(t testing.TB, c client.Client, namespaces ...string) *rolloutController {
 	t.Helper()
 	rc := &rolloutController{c: c, bad: map[string]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -157,14 +157,15 @@ func windowStart(a *ferryv1.AnalysisStatus) time.Time {
 	return start
 }
 
-// measurementDue is when the next measurement is due: one interval after the last one of this window, or after
-// the window began (data needs an interval to accumulate).
+// measurementDue is when the next measurement is due: as soon as the window begins (a canary bad from its first
+// sample is caught one interval sooner; a reading taken before the canary has data is only inconclusive), then one
+// interval after the last.
 func measurementDue(a *ferryv1.AnalysisStatus, every time.Duration) time.Time {
-	last := windowStart(a)
-	if a.LastMeasuredAt != nil && a.LastMeasuredAt.After(last) {
-		last = a.LastMeasuredAt.Time
+	start := windowStart(a)
+	if a.LastMeasuredAt == nil || a.LastMeasuredAt.Time.Before(start) {
+		return start
 	}
-	return last.Add(every)
+	return a.LastMeasuredAt.Add(every)
 }
 
 // tracks are what a run measures: the canary (and the baseline beside it), or the whole stage during the soak.

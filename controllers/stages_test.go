@@ -42,13 +42,13 @@ func (c *countingSyncer) Objects(t SyncTarget, dir string) ([]sync.ObjectRef, er
 	return c.Syncer.Objects(t, dir)
 }
 
-func newStagesFixture(t *testing.T) *stagesFixture {
+func newStagesFixture(t testing.TB) *stagesFixture {
 	t.Helper()
 	return newStagesFixtureWith(t, func(*Engines) {})
 }
 
 // newStagesFixtureWith is newStagesFixture with engines changed by with before the manager starts.
-func newStagesFixtureWith(t *testing.T, with func(*Engines)) *stagesFixture {
+func newStagesFixtureWith(t testing.TB, with func(*Engines)) *stagesFixture {
 	t.Helper()
 	e := testenv.Need(t, env)
 	f := &stagesFixture{pipelineFixture: newPipelineFixture(t, e), e: e, dev: e.Namespace(t), stg: e.Namespace(t)}
@@ -75,7 +75,7 @@ func (f *stagesFixture) promotion() *ferryv1.Promotion {
 }
 
 // waitStages waits until every stage runs digest and is settled in phase.
-func (f *stagesFixture) waitStages(t *testing.T, name, digest string, phase ferryv1.StagePhase, stages ...string) *ferryv1.Promotion {
+func (f *stagesFixture) waitStages(t testing.TB, name, digest string, phase ferryv1.StagePhase, stages ...string) *ferryv1.Promotion {
 	t.Helper()
 	var got *ferryv1.Promotion
 	eventually(t, fmt.Sprintf("%v to run %s (%s)", stages, digest, phase), func() (bool, string) {
@@ -93,7 +93,7 @@ func (f *stagesFixture) waitStages(t *testing.T, name, digest string, phase ferr
 	return got
 }
 
-func (f *stagesFixture) deploymentImage(t *testing.T, ns string) string {
+func (f *stagesFixture) deploymentImage(t testing.TB, ns string) string {
 	t.Helper()
 	var d appsv1.Deployment
 	if err := f.e.Client.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "shop"}, &d); err != nil {
@@ -248,7 +248,7 @@ func TestRollbackToADigestNotInHistoryIsRefused(t *testing.T) {
 }
 
 // devRunning creates a dev-only Promotion and waits until dev runs a first signed release, which it returns.
-func (f *stagesFixture) devRunning(t *testing.T) (*ferryv1.Promotion, string) {
+func (f *stagesFixture) devRunning(t testing.TB) (*ferryv1.Promotion, string) {
 	t.Helper()
 	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
 	p := f.promotion()
@@ -260,7 +260,7 @@ func (f *stagesFixture) devRunning(t *testing.T) (*ferryv1.Promotion, string) {
 	return p, v1
 }
 
-func annotate(t *testing.T, c client.Client, ns, name, key, value string) {
+func annotate(t testing.TB, c client.Client, ns, name, key, value string) {
 	t.Helper()
 	p := getPromotion(t, c, ns, name)
 	patch := client.MergeFrom(p.DeepCopy())

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // startManager runs the Promotion reconciler with engines against the test control plane until the test ends.
-func startManager(t *testing.T, engines Engines) *PromotionReconciler {
+func startManager(t testing.TB, engines Engines) *PromotionReconciler {
 	t.Helper()
 	e := testenv.Need(t, env)
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
