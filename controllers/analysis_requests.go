@@ -48,7 +48,7 @@ func (r *PromotionReconciler) carryOut(s *scope, i int, key, who string) {
 	}
 	// An approval starts the step's evidence afresh — the missing-data budget, the outage clock and the tallies —
 	// and accepts a Marginal comparison; measured failures after it still fail the run.
-	a.Phase, a.ApprovedBy, a.ApprovedAt = ferryv1.AnalysisRunning, who, &s.now
+	a.Phase, a.ApprovedBy, a.ApprovedAt, a.HeldSince = ferryv1.AnalysisRunning, who, &s.now, nil
 	a.Approvals++
 	a.Taken, a.Missing, a.Tallies, a.OutageSince = 0, 0, nil, nil
 	r.event(s.p, corev1.EventTypeNormal, ReasonAnalysisApproved, "stage %s: analysis of %s approved by %s", st.Name, a.Digest, who)

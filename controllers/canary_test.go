@@ -370,3 +370,23 @@ func TestCanaryWorseThanBaselineFailsByTheJudge(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldTimeoutAbortsTheRun: with analysis.heldTimeout, a run nobody decides on is aborted when the wait is
+// over, and the stage rolls back through Git; it never promotes on its own.
+func TestHeldTimeoutAbortsTheRun(t *testing.T) {
+	f := newCanaryFixture(t)
+	p := f.promotion()
+	p.Spec.Stages[0].Analysis.HeldTimeout = &metav1.Duration{Duration: 2 * time.Second}
+	v1 := f.running(t, p)
+
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr() // no canary values: the budget runs out, the run is held
+	f.waitAnalysis(t, p.Name, v2, ferryv1.AnalysisHeld)
+	got := f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
+	st := got.Status.Stages[0]
+	if st.Analysis.Digest != v2 || !strings.Contains(st.Analysis.Message, "no decision") || st.Hold == nil || st.Hold.Reason != ReasonAnalysisFailed {
+		t.Errorf("analysis %s, hold %+v", analysisState(st.Analysis), st.Hold)
+	}
+	if h := st.History; len(h) < 2 || h[1].Digest != v2 || h[1].Outcome != ferryv1.OutcomeRolledBack {
+		t.Errorf("history = %+v", h)
+	}
+}

@@ -81,7 +81,7 @@ func (r *PromotionReconciler) analyse(ctx context.Context, s *scope, i int) (ste
 		r.event(s.p, corev1.EventTypeWarning, ReasonAnalysisFailed, "stage %s: analysis of %s failed: %s", st.Name, a.Digest, reason)
 		return stepContinue, true, nil
 	case analysis.Held:
-		a.Phase, a.Message = ferryv1.AnalysisHeld, reason
+		a.Phase, a.Message, a.HeldSince = ferryv1.AnalysisHeld, reason, &s.now
 		r.event(s.p, corev1.EventTypeWarning, ReasonAnalysisHeld, "stage %s: analysis of %s waits for a person: %s", st.Name, a.Digest, reason)
 		return stepContinue, true, nil
 	case analysis.Passed:
@@ -541,9 +541,21 @@ func cut(text string, n int) string {
 	return text[:n] + "…"
 }
 
-// analysisHeld keeps a held stage where it is — no promotion, no rollback — until a person approves or aborts.
+// analysisHeld keeps a held stage where it is — no promotion, no rollback — until a person approves or aborts,
+// or, with analysis.heldTimeout, until the wait is over and the run is aborted.
 func (r *PromotionReconciler) analysisHeld(s *scope, i int) bool {
 	st := s.stage(i)
+	a := st.Analysis
+	if spec := s.p.Spec.Stages[i].Analysis; spec != nil && spec.HeldTimeout != nil && a.HeldSince != nil {
+		left := spec.HeldTimeout.Duration - s.now.Sub(a.HeldSince.Time)
+		if left <= 0 {
+			a.Phase, a.AbortedBy = ferryv1.AnalysisFailed, "ferry (analysis.heldTimeout)"
+			a.Message = fmt.Sprintf("held for %s with no decision: %s", spec.HeldTimeout.Duration, a.Message)
+			r.event(s.p, corev1.EventTypeWarning, ReasonAnalysisAborted, "stage %s: %s", st.Name, a.Message)
+			return true
+		}
+		s.waitAtMost(left)
+	}
 	st.Message = fmt.Sprintf("Held for a person: %s. `ferry approve %s --stage %s` goes on, `ferry abort %s --stage %s` rolls back.",
 		st.Analysis.Message, s.p.Name, st.Name, s.p.Name, st.Name)
 	s.waitFor(ReasonAnalysisHeld, "stage %s: %s", st.Name, st.Analysis.Message)
@@ -562,7 +574,7 @@ func (r *PromotionReconciler) analysisFailed(ctx context.Context, s *scope, i in
 	}
 	policy := s.p.Spec.Stages[i].Rollback.OnAnalysisFailure
 	if a.AbortedBy == "" && policy != nil && !*policy {
-		a.Phase = ferryv1.AnalysisHeld
+		a.Phase, a.HeldSince = ferryv1.AnalysisHeld, &s.now
 		a.Message = "failed (" + a.Message + "); rollback.onAnalysisFailure is false"
 		return true, nil
 	}

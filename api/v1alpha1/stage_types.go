@@ -292,6 +292,12 @@ type AnalysisSpec struct {
 	// +kubebuilder:default="10m"
 	OutageDeadline *metav1.Duration `json:"outageDeadline,omitempty"`
 
+	// HeldTimeout aborts a run that has waited this long for a person (Held: missing-data budget or outage deadline
+	// spent, a Marginal comparison, or a failure the policy does not roll back): the previous digest is committed
+	// back to Git. Without it a held run waits for a person indefinitely; it never promotes on its own.
+	// +optional
+	HeldTimeout *metav1.Duration `json:"heldTimeout,omitempty"`
+
 	// MinSamples is how many measurements of each metric a run needs before it can pass.
 	// +optional
 	// +kubebuilder:default=1

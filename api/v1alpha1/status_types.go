@@ -323,6 +323,10 @@ type AnalysisStatus struct {
 	// +optional
 	Budget int32 `json:"budget,omitempty"`
 
+	// HeldSince is when the run began to wait for a person.
+	// +optional
+	HeldSince *metav1.Time `json:"heldSince,omitempty"`
+
 	// OutageSince is when the current stretch of missing data began.
 	// +optional
 	OutageSince *metav1.Time `json:"outageSince,omitempty"`

@@ -43,6 +43,11 @@ func (in *AnalysisSpec) DeepCopyInto(out *AnalysisSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.HeldTimeout != nil {
+		in, out := &in.HeldTimeout, &out.HeldTimeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Traffic != nil {
 		in, out := &in.Traffic, &out.Traffic
 		*out = new(TrafficSpec)
@@ -90,6 +95,10 @@ func (in *AnalysisStatus) DeepCopyInto(out *AnalysisStatus) {
 	}
 	if in.LastMeasuredAt != nil {
 		in, out := &in.LastMeasuredAt, &out.LastMeasuredAt
+		*out = (*in).DeepCopy()
+	}
+	if in.HeldSince != nil {
+		in, out := &in.HeldSince, &out.HeldSince
 		*out = (*in).DeepCopy()
 	}
 	if in.OutageSince != nil {
