@@ -112,7 +112,7 @@ func (r *PromotionReconciler) findCandidate(ctx context.Context, s *scope) (regi
 	case errors.Is(err, registry.ErrNoMatchingTag):
 		return c, &WaitingError{Reason: ReasonNoCandidate, Err: fmt.Errorf("no tag of %s matches spec.source.tagPolicy yet", src.Image)}
 	case err != nil:
-		return c, fmt.Errorf("discovering the newest tag of %s: %w", src.Image, err)
+		return c, retrying(ReasonRegistryUnavailable, fmt.Errorf("discovering the newest tag of %s: %w", src.Image, err))
 	}
 	return c, nil
 }
@@ -122,7 +122,7 @@ func (r *PromotionReconciler) findCandidate(ctx context.Context, s *scope) (regi
 func (r *PromotionReconciler) rejectCandidate(s *scope, prev *ferryv1.CandidateStatus, err error) error {
 	kind := signature.KindOf(err)
 	if kind == "" {
-		return fmt.Errorf("verifying %s: %w", s.p.Status.Candidate.Digest, err)
+		return retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", s.p.Status.Candidate.Digest, err))
 	}
 	if kind == signature.KindMalformed {
 		return stalling(ReasonInvalidSpec, "spec.verification", "%v", err)

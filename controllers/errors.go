@@ -48,3 +48,34 @@ func asWaiting(err error) (*WaitingError, bool) {
 	ok := errors.As(err, &w)
 	return w, ok
 }
+
+// Reasons of failures that retrying may fix, on the Ready condition while the reconcile is retried.
+const (
+	ReasonRegistryUnavailable = "RegistryUnavailable"
+	ReasonGitUnavailable      = "GitUnavailable"
+	ReasonForgeUnavailable    = "ForgeUnavailable"
+	ReasonClusterUnavailable  = "ClusterUnavailable"
+)
+
+// RetryingError is a failure of something outside Ferry that retrying may fix — a registry, the Git server, a
+// forge or a stage's cluster not answering as it should. Ready is False with its reason, so on-call sees which
+// of them is in the way, and the reconcile is retried with backoff.
+type RetryingError struct {
+	Reason string
+	Err    error
+}
+
+func (e *RetryingError) Error() string { return e.Err.Error() }
+func (e *RetryingError) Unwrap() error { return e.Err }
+
+// retrying marks err as a retryable failure of what reason names.
+func retrying(reason string, err error) error { return &RetryingError{Reason: reason, Err: err} }
+
+// retryReason is the condition reason of a retried failure: the RetryingError's, else ReasonRetrying.
+func retryReason(err error) string {
+	var r *RetryingError
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return ReasonRetrying
+}

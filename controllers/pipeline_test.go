@@ -178,6 +178,25 @@ func TestUnsignedDigestGoesNowhere(t *testing.T) {
 	}
 }
 
+// TestUnreachableRegistryIsNamedInReady: a source registry that does not answer is retried, and Ready says
+// which of Ferry's peers is in the way rather than a bare "Retrying".
+func TestUnreachableRegistryIsNamedInReady(t *testing.T) {
+	e := testenv.Need(t, env)
+	f := newPipelineFixture(t, e)
+	startManager(t, Engines{Git: newGitEngine(t)})
+	p := f.promotion()
+	p.Spec.Source.Image = "127.0.0.1:1/acme/shop" // nothing listens on port 1
+	if err := e.Client.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Ready=False RegistryUnavailable", func() (bool, string) {
+		got := getPromotion(t, e.Client, f.ns, p.Name)
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady)
+		return ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == ReasonRegistryUnavailable &&
+			strings.Contains(ready.Message, "127.0.0.1:1"), conditionState(got, ferryv1.ConditionReady)
+	})
+}
+
 // deploymentYAML is the stage's workload as a platform team writes it.
 func deploymentYAML(image string) string {
 	return `apiVersion: apps/v1

@@ -48,8 +48,8 @@ func setConditions(p *ferryv1.Promotion, err error, running bool) {
 	case waiting:
 		set(ferryv1.ConditionReady, metav1.ConditionFalse, wait.Reason, wait.Error())
 	case err != nil:
-		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, ReasonRetrying, err.Error())
-		set(ferryv1.ConditionReady, metav1.ConditionFalse, ReasonRetrying, err.Error())
+		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, retryReason(err), err.Error())
+		set(ferryv1.ConditionReady, metav1.ConditionFalse, retryReason(err), err.Error())
 	case !running:
 		set(ferryv1.ConditionReady, metav1.ConditionTrue, ReasonSpecValid, specValidMessage)
 	case inFlight != nil:

@@ -31,11 +31,11 @@ func (r *PromotionReconciler) copyStage(ctx context.Context, s *scope, i int) (b
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("copying %s: %w", st.InFlightSource, err)
+		return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("copying %s: %w", st.InFlightSource, err))
 	}
 	if _, err := verifyAt(ctx, s.in.stages[i], res.Destination, s.in.policy); err != nil {
 		if signature.KindOf(err) == "" {
-			return false, fmt.Errorf("verifying %s: %w", res.Destination, err)
+			return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", res.Destination, err))
 		}
 		r.failDigest(s, i, fmt.Sprintf("verification failed in the stage registry: %v", err))
 		return true, nil

@@ -60,7 +60,7 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 	}
 	h, err := r.Engines.Sync.Health(ctx, target, objects, s.p.Spec.Stages[i].Registry.Repository+"@"+digest)
 	if err != nil {
-		return Health{}, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err)
+		return Health{}, retrying(ReasonClusterUnavailable, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err))
 	}
 	r.metrics().SetDrift(s.metricsStage(i), len(h.Drift) > 0)
 	return h, nil

@@ -87,7 +87,7 @@ func gitError(i int, err error) error {
 	case errors.Is(err, gitops.ErrRejected):
 		return stalling("PushRejected", "spec.git.branch", "%v", err)
 	}
-	return fmt.Errorf("writing to Git: %w", err)
+	return retrying(ReasonGitUnavailable, fmt.Errorf("reading or writing Git: %w", err))
 }
 
 // openPullRequest pushes the pin to a branch named after (promotion, stage, digest) and opens the pull request
@@ -206,7 +206,7 @@ func forgeError(i int, err error) error {
 	if errors.Is(err, scm.ErrUnauthorized) {
 		return stalling(ReasonInvalidReference, fmt.Sprintf("spec.stages[%d].approval.pullRequest.tokenSecretRef", i), "%v", err)
 	}
-	return fmt.Errorf("talking to the forge: %w", err)
+	return retrying(ReasonForgeUnavailable, fmt.Errorf("talking to the forge: %w", err))
 }
 
 // repoPath is the forge's name for the repository: the URL path without ".git" ("owner/name").
