@@ -116,44 +116,77 @@ func (s *scope) sourceOf(i int, digest string) string {
 	return s.p.Spec.Stages[i-1].Registry.Repository + "@" + digest
 }
 
-// offer is the digest stage i may take now: the verified candidate for the first stage; for later stages the
-// previous stage's digest once that stage has promoted it (passed its health and soak gates).
-func (s *scope) offer(i int) string {
-	if i == 0 {
-		c := s.p.Status.Candidate
-		if c == nil || !c.Verified {
-			return ""
+// A gate is one thing a stage's door checks before the stage takes a digest: it returns why it blocks, or "".
+type gate func(s *scope, i int, digest string) string
+
+// stageGates are checked in order for the digest offered to a stage (see door).
+var stageGates = []gate{passedUpstream, notFailedHere, notHeldOff}
+
+// door is the digest stage i may take now, or "" with the reason the first gate that blocks gives. The offer is
+// the verified candidate for the first stage, the previous stage's digest after that.
+func (s *scope) door(i int) (digest, blocked string) {
+	digest = s.offered(i)
+	if digest == "" {
+		return "", ""
+	}
+	for _, g := range stageGates {
+		if why := g(s, i, digest); why != "" {
+			return "", why
 		}
-		return c.Digest
 	}
-	prev := s.stage(i - 1)
-	if prev.Phase != ferryv1.PhasePromoted {
-		return ""
-	}
-	return prev.Digest
+	return digest, ""
 }
 
-// refused reports why a stage will not take digest automatically: it failed or was rejected there before, or
-// the stage was rolled back from it and is still held.
-func refused(st *ferryv1.StageStatus, digest string) string {
-	for _, h := range st.History {
-		if h.Digest != digest {
-			continue
+// offered is the digest stage i is offered: the verified candidate, or what the previous stage runs.
+func (s *scope) offered(i int) string {
+	if i == 0 {
+		if c := s.p.Status.Candidate; c != nil && c.Verified {
+			return c.Digest
 		}
-		switch h.Outcome {
-		case ferryv1.OutcomeFailed, ferryv1.OutcomeRejected:
+		return ""
+	}
+	return s.stage(i - 1).Digest
+}
+
+// passedUpstream: a later stage takes a digest only once the previous stage promoted it — healthy, its canary and
+// analysis passed, soaked. A first stage takes the verified candidate.
+func passedUpstream(s *scope, i int, digest string) string {
+	if i == 0 {
+		return ""
+	}
+	prev := s.stage(i - 1)
+	if prev.Phase != ferryv1.PhasePromoted || prev.Digest != digest {
+		return fmt.Sprintf("waiting for stage %s to promote %s (%s)", prev.Name, digest, prev.Phase)
+	}
+	return ""
+}
+
+// notFailedHere: a digest that failed or was rejected in this stage needs a newer one to replace it.
+func notFailedHere(s *scope, i int, digest string) string {
+	for _, h := range s.stage(i).History {
+		if h.Digest == digest && (h.Outcome == ferryv1.OutcomeFailed || h.Outcome == ferryv1.OutcomeRejected) {
 			return fmt.Sprintf("%s was %s in this stage; a newer digest is needed", digest, h.Outcome)
-		case ferryv1.OutcomeRolledBack:
-			if st.Hold != nil {
-				return fmt.Sprintf("%s was rolled back; the stage is held on %s until a newer digest arrives or %s is set",
-					digest, st.Hold.Digest, ferryv1.ClearHoldAnnotation)
-			}
 		}
 	}
 	return ""
 }
 
-// wait records, unless a step already did, that the Promotion waits for something that will pass without a
+// notHeldOff: a digest the stage was rolled back from stays out while the stage is held.
+func notHeldOff(s *scope, i int, digest string) string {
+	st := s.stage(i)
+	if st.Hold == nil {
+		return ""
+	}
+	for _, h := range st.History {
+		if h.Digest == digest && h.Outcome == ferryv1.OutcomeRolledBack {
+			return fmt.Sprintf("%s was rolled back; the stage is held on %s until a newer digest arrives or %s is set",
+				digest, st.Hold.Digest, ferryv1.ClearHoldAnnotation)
+		}
+	}
+	return ""
+}
+
+// waitFor records, unless a step already did, that the Promotion waits for something that will pass without a
 // change to its spec: Ready is False with the reason, and the reconcile goes on.
 func (s *scope) waitFor(reason, format string, args ...any) {
 	if s.waiting == nil {

@@ -1,11 +1,14 @@
 package controllers
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 )
 
 func TestYieldAfterWorkOnlyAfterProgressAndTheBudget(t *testing.T) {
@@ -52,5 +55,46 @@ func TestForgetDropsWhatADeletedPromotionLeftBehind(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s holds %d entries, want the other Promotion's only", name, n)
 		}
+	}
+}
+
+// TestDoorGates: each gate of a stage's door blocks with its own reason, in order, and the door opens only when
+// none does.
+func TestDoorGates(t *testing.T) {
+	const d1, d2 = "sha256:" + "1111111111111111111111111111111111111111111111111111111111111111",
+		"sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
+	p := &ferryv1.Promotion{Spec: ferryv1.PromotionSpec{Stages: []ferryv1.StageSpec{{Name: "dev"}, {Name: "prod"}}},
+		Status: ferryv1.PromotionStatus{
+			Candidate: &ferryv1.CandidateStatus{Digest: d2, Verified: true},
+			Stages:    []ferryv1.StageStatus{{Name: "dev", Phase: ferryv1.PhaseSoaking, Digest: d2}, {Name: "prod", Digest: d1}}}}
+	s := &scope{p: p}
+	cases := []struct {
+		name, want string
+		change     func()
+	}{
+		{"previous stage still soaking", "waiting for stage dev", func() {}},
+		{"failed here before", "was Failed in this stage", func() {
+			p.Status.Stages[0].Phase = ferryv1.PhasePromoted
+			p.Status.Stages[1].History = []ferryv1.StageHistoryEntry{{Digest: d2, Outcome: ferryv1.OutcomeFailed}}
+		}},
+		{"rolled back and held", "was rolled back", func() {
+			p.Status.Stages[1].History = []ferryv1.StageHistoryEntry{{Digest: d2, Outcome: ferryv1.OutcomeRolledBack}}
+			p.Status.Stages[1].Hold = &ferryv1.HoldStatus{Digest: d1}
+		}},
+		{"hold cleared", "", func() { p.Status.Stages[1].Hold = nil }},
+	}
+	for _, tc := range cases {
+		tc.change()
+		digest, blocked := s.door(1)
+		if !strings.Contains(blocked, tc.want) || (tc.want == "") != (digest == d2) {
+			t.Errorf("%s: door = %q, blocked %q; want blocked containing %q", tc.name, digest, blocked, tc.want)
+		}
+	}
+	if digest, blocked := s.door(0); digest != d2 || blocked != "" {
+		t.Errorf("dev's door = %q, %q; want the verified candidate", digest, blocked)
+	}
+	p.Status.Candidate.Verified = false
+	if digest, _ := s.door(0); digest != "" {
+		t.Errorf("dev's door offers an unverified candidate %s", digest)
 	}
 }

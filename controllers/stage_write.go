@@ -153,7 +153,7 @@ func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int
 		r.finishDigest(s, i, ferryv1.OutcomeRejected, fmt.Sprintf("pull request %s closed without merging", pr.URL))
 		return true, nil
 	}
-	if newer := s.offer(i); newer != "" && newer != st.InFlightDigest && refused(st, newer) == "" {
+	if newer, _ := s.door(i); newer != "" && newer != st.InFlightDigest {
 		return r.supersede(ctx, s, i, provider, repo, newer)
 	}
 	s.waitAtMost(approvalPollInterval)

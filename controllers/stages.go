@@ -112,12 +112,14 @@ func (r *PromotionReconciler) stepFor(s *scope, i int) stageStep {
 // startStage takes the digest offered to stage i, unless the stage already runs it or refuses it.
 func (r *PromotionReconciler) startStage(_ context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
-	digest := s.offer(i)
-	if digest == "" || digest == st.Digest {
-		return false, nil
+	digest, blocked := s.door(i)
+	if digest == st.Digest && blocked == "" {
+		return false, nil // runs it already
 	}
-	if why := refused(st, digest); why != "" {
-		st.Message = why
+	if digest == "" {
+		if blocked != "" && s.offered(i) != st.Digest {
+			st.Message = blocked
+		}
 		return false, nil
 	}
 	if st.Hold != nil {

@@ -222,7 +222,7 @@ func TestOnCallRollbackByAnnotation(t *testing.T) {
 	}
 
 	// Held: v2 is not promoted again by itself. A newer release releases the hold.
-	if why := refused(&got.Status.Stages[0], v2); why == "" {
+	if why := notHeldOff(&scope{p: got}, 0, v2); why == "" {
 		t.Error("the rolled-back digest is not refused while held")
 	}
 	v3 := f.pushRelease(t, "1.2.0", true).DigestStr()
