@@ -2,6 +2,10 @@ package canary
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -11,8 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/ferrycd/ferry/internal/sync"
 	"github.com/ferrycd/ferry/internal/testenv"
@@ -127,4 +134,42 @@ func waitFor(t *testing.T, what string, cond func(ctx context.Context) (bool, er
 	if err := wait.PollUntilContextTimeout(testContext(t), 50*time.Millisecond, 30*time.Second, true, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
+}
+
+var gateway struct {
+	once   gosync.Once
+	client client.Client
+	err    error
+}
+
+// gatewayClient installs the Gateway API's HTTPRoute CRD — the YAML the gateway-api module ships, found through the
+// module cache, nothing downloaded — into the test API server, once per test binary, and returns a client whose
+// scheme has the gateway-api v1 types, for tests to read routes typed. The engine under test keeps env.Client,
+// whose scheme has none: that is what the controller gives it.
+func gatewayClient(t *testing.T) client.Client {
+	t.Helper()
+	e := testenv.Need(t, env)
+	gateway.once.Do(func() {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+		if err != nil {
+			gateway.err = err
+			return
+		}
+		crd := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml")
+		if _, gateway.err = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{crd}, ErrorIfPathMissing: true}); gateway.err != nil {
+			return
+		}
+		scheme := runtime.NewScheme()
+		if gateway.err = clientgoscheme.AddToScheme(scheme); gateway.err != nil {
+			return
+		}
+		if gateway.err = gatewayv1.Install(scheme); gateway.err != nil {
+			return
+		}
+		gateway.client, gateway.err = client.New(e.Config, client.Options{Scheme: scheme})
+	})
+	if gateway.err != nil {
+		t.Fatalf("installing the HTTPRoute CRD: %v", gateway.err)
+	}
+	return gateway.client
 }
