@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -389,4 +390,72 @@ func TestHeldTimeoutAbortsTheRun(t *testing.T) {
 	if h := st.History; len(h) < 2 || h[1].Digest != v2 || h[1].Outcome != ferryv1.OutcomeRolledBack {
 		t.Errorf("history = %+v", h)
 	}
+}
+
+// TestCanaryRoutesTrafficThroughHTTPRoute: with trafficRouting, each step's weight goes to a canary Service through
+// the stage's HTTPRoute once the canary's pods are ready, and the route's own weights come back when the canary
+// ends.
+func TestCanaryRoutesTrafficThroughHTTPRoute(t *testing.T) {
+	f := newCanaryFixture(t)
+	if err := f.e.InstallHTTPRouteCRD(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: f.dev},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "shop"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := f.e.Client.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	route := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+		"metadata": map[string]any{"name": "shop", "namespace": f.dev},
+		"spec": map[string]any{"rules": []any{map[string]any{
+			"backendRefs": []any{map[string]any{"name": "shop", "port": int64(80)}}}}},
+	}}
+	if err := f.e.Client.Create(ctx, route); err != nil {
+		t.Fatal(err)
+	}
+	p := f.promotion()
+	p.Spec.Stages[0].Canary.Steps[0].Pause = &metav1.Duration{Duration: 2 * time.Second}
+	p.Spec.Stages[0].Canary.TrafficRouting = &ferryv1.TrafficRoutingSpec{
+		HTTPRoute: ferryv1.HTTPRouteRouting{Name: "shop", Service: "shop"}}
+	f.running(t, p)
+
+	f.prom.set("canary", constant(0))
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	eventually(t, "the route to send 50% to shop-canary", func() (bool, string) {
+		w := routeWeights(t, f.e.Client, f.dev)
+		return w["shop"] == 50 && w["shop-canary"] == 50, fmt.Sprint(w)
+	})
+	f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
+	if w := routeWeights(t, f.e.Client, f.dev); len(w) != 1 || w["shop"] != 1 {
+		t.Errorf("route weights after the canary = %v, want only shop at its own weight", w)
+	}
+	var canarySvc corev1.Service
+	err := f.e.Client.Get(ctx, types.NamespacedName{Namespace: f.dev, Name: "shop-canary"}, &canarySvc)
+	if err == nil && canarySvc.DeletionTimestamp.IsZero() {
+		t.Error("the canary Service outlived the canary")
+	}
+}
+
+// routeWeights reads the HTTPRoute "shop" in ns: each backend's weight.
+func routeWeights(t testing.TB, c client.Client, ns string) map[string]int64 {
+	t.Helper()
+	route := &unstructured.Unstructured{}
+	route.SetAPIVersion("gateway.networking.k8s.io/v1")
+	route.SetKind("HTTPRoute")
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "shop"}, route); err != nil {
+		t.Fatal(err)
+	}
+	weights := map[string]int64{}
+	rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+	for _, rule := range rules {
+		refs, _, _ := unstructured.NestedSlice(rule.(map[string]any), "backendRefs")
+		for _, ref := range refs {
+			m := ref.(map[string]any)
+			w, _, _ := unstructured.NestedInt64(m, "weight")
+			weights[m["name"].(string)] = w
+		}
+	}
+	return weights
 }

@@ -94,6 +94,9 @@ func (r *PromotionReconciler) canaryStage(ctx context.Context, s *scope, i int) 
 	if err != nil || !ready {
 		return err == nil && a.Phase == ferryv1.AnalysisFailed, err
 	}
+	if err := r.routeStep(ctx, s, i); err != nil {
+		return false, err
+	}
 	verdict, moved, err := r.analyse(ctx, s, i)
 	if err != nil || verdict != stepPassed {
 		return moved, err
@@ -155,7 +158,7 @@ func (r *PromotionReconciler) finishCanary(ctx context.Context, s *scope, i int)
 	if err := r.applyStage(ctx, s, i); err != nil {
 		return false, err
 	}
-	if err := r.removeCopies(ctx, s, i); err != nil {
+	if err := r.removeCopies(ctx, s, i); err != nil { // the route's weights too
 		return false, err
 	}
 	r.event(s.p, corev1.EventTypeNormal, ReasonCanaryPassed, "stage %s: canary of %s passed; applied %s", st.Name, st.InFlightDigest, shortSHA(st.LastCommit))
@@ -242,7 +245,31 @@ func (r *PromotionReconciler) canaryWorkloads(ctx context.Context, s *scope, i i
 	return workloads, nil
 }
 
-// removeCopies deletes the stage's canary and baseline copies, if any.
+// routeStep sends the step's weight of traffic to the canary through the stage's HTTPRoute, once the canary's
+// pods are ready (a backend with no ready pods would answer its share with errors). It is idempotent.
+func (r *PromotionReconciler) routeStep(ctx context.Context, s *scope, i int) error {
+	tr := s.p.Spec.Stages[i].Canary.TrafficRouting
+	if tr == nil {
+		return nil
+	}
+	target, err := r.syncTarget(s, i)
+	if err != nil {
+		return err
+	}
+	c, err := r.stageClient(target)
+	if err != nil {
+		return err
+	}
+	err = canary.New(c).SetRoute(ctx, canary.RouteRequest{Namespace: target.Namespace, Owner: ownerLabel(target.Owner),
+		Route: tr.HTTPRoute.Name, StableService: tr.HTTPRoute.Service, Weight: s.stage(i).Analysis.Weight})
+	if err != nil {
+		return stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].canary.trafficRouting.httpRoute", i), "%v", err)
+	}
+	return nil
+}
+
+// removeCopies gives the stage's HTTPRoute its own weights back, if the canary routed traffic, and deletes the
+// canary and baseline copies, if any.
 func (r *PromotionReconciler) removeCopies(ctx context.Context, s *scope, i int) error {
 	target, err := r.syncTarget(s, i)
 	if err != nil {
@@ -252,7 +279,14 @@ func (r *PromotionReconciler) removeCopies(ctx context.Context, s *scope, i int)
 	if err != nil {
 		return err
 	}
-	if _, err := canary.New(c).Remove(ctx, target.Namespace, ownerLabel(target.Owner)); err != nil {
+	engine := canary.New(c)
+	if cs := s.p.Spec.Stages[i].Canary; cs != nil && cs.TrafficRouting != nil {
+		route := cs.TrafficRouting.HTTPRoute
+		if err := engine.RestoreRoute(ctx, target.Namespace, ownerLabel(target.Owner), route.Name, route.Service); err != nil {
+			return fmt.Errorf("stage %s: restoring HTTPRoute %s: %w", s.stage(i).Name, route.Name, err)
+		}
+	}
+	if _, err := engine.Remove(ctx, target.Namespace, ownerLabel(target.Owner)); err != nil {
 		return fmt.Errorf("stage %s: removing canary copies: %w", s.stage(i).Name, err)
 	}
 	return nil

@@ -240,6 +240,37 @@ type CanarySpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:XValidation:rule="self.map(s, s.weight).isSorted() && self.all(s, self.filter(x, x.weight == s.weight).size() == 1)",message="canary.steps: weights must be strictly increasing",reason="FieldValueInvalid"
 	Steps []CanaryStep `json:"steps"`
+
+	// TrafficRouting sends each step's weight of the traffic to the canary through a Gateway API HTTPRoute, on
+	// top of the replica share the stage's Service gives it.
+	// +optional
+	TrafficRouting *TrafficRoutingSpec `json:"trafficRouting,omitempty"`
+}
+
+// TrafficRoutingSpec is how a canary's traffic weight is set.
+type TrafficRoutingSpec struct {
+	// HTTPRoute is a Gateway API HTTPRoute in the stage namespace that routes to the stable Service.
+	// +required
+	HTTPRoute HTTPRouteRouting `json:"httpRoute"`
+}
+
+// HTTPRouteRouting names an HTTPRoute and the stable Service it routes to. During a canary step of weight w,
+// Ferry creates the Service <service>-canary (selecting only the canary pods) and, in every rule whose only
+// backend is the stable Service, sends it w% and the stable Service the rest; the route's own weights are
+// restored when the canary ends. The stable Service still spreads its share over every pod it selects, canary
+// pods included, so the canary's effective share is w% plus its replica share of the rest.
+type HTTPRouteRouting struct {
+	// Name of the HTTPRoute.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Service is the stable Service the route sends traffic to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service"`
 }
 
 // CanaryStep is one step of a canary: a weight, held for a pause.

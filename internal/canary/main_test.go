@@ -2,9 +2,6 @@ package canary
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -18,7 +15,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/ferrycd/ferry/internal/sync"
@@ -150,13 +146,7 @@ func gatewayClient(t *testing.T) client.Client {
 	t.Helper()
 	e := testenv.Need(t, env)
 	gateway.once.Do(func() {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-		if err != nil {
-			gateway.err = err
-			return
-		}
-		crd := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml")
-		if _, gateway.err = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{crd}, ErrorIfPathMissing: true}); gateway.err != nil {
+		if gateway.err = e.InstallHTTPRouteCRD(); gateway.err != nil {
 			return
 		}
 		scheme := runtime.NewScheme()

@@ -234,3 +234,15 @@ func isFuzzWorker() bool {
 	}
 	return false
 }
+
+// InstallHTTPRouteCRD installs the Gateway API's HTTPRoute CRD — the YAML the sigs.k8s.io/gateway-api module ships,
+// found in the module cache, nothing downloaded — into the test API server. Installing it again changes nothing.
+func (e *Env) InstallHTTPRouteCRD() error {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		return fmt.Errorf("finding the gateway-api module: %w", err)
+	}
+	crd := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml")
+	_, err = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{crd}, ErrorIfPathMissing: true})
+	return err
+}
