@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -96,5 +97,26 @@ func TestDoorGates(t *testing.T) {
 	p.Status.Candidate.Verified = false
 	if digest, _ := s.door(0); digest != "" {
 		t.Errorf("dev's door offers an unverified candidate %s", digest)
+	}
+}
+
+// TestPassedRunIsTrimmedAtPromotion: a passed analysis keeps only its newest readings once promoted; a failed one
+// keeps them all.
+func TestPassedRunIsTrimmedAtPromotion(t *testing.T) {
+	run := func(phase ferryv1.AnalysisPhase) *ferryv1.AnalysisStatus {
+		a := &ferryv1.AnalysisStatus{Phase: phase, Tallies: []ferryv1.MetricTally{{Metric: "m", Passed: 100}}}
+		for n := 0; n < 100; n++ {
+			a.Measurements = append(a.Measurements, ferryv1.Measurement{Metric: "m", Value: fmt.Sprint(n)})
+		}
+		return a
+	}
+	passed, failed := run(ferryv1.AnalysisPassed), run(ferryv1.AnalysisFailed)
+	trimPassedRun(passed)
+	trimPassedRun(failed)
+	if len(passed.Measurements) != keptAfterPromotion || passed.Measurements[keptAfterPromotion-1].Value != "99" || passed.Tallies != nil {
+		t.Errorf("passed run kept %d readings, the last %+v", len(passed.Measurements), passed.Measurements[len(passed.Measurements)-1])
+	}
+	if len(failed.Measurements) != 100 {
+		t.Errorf("failed run kept %d readings, want all 100", len(failed.Measurements))
 	}
 }

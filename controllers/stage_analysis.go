@@ -307,7 +307,10 @@ func threshold(metric *ferryv1.MetricSpec, field string) (analysis.Threshold, er
 func (r *PromotionReconciler) keep(s *scope, i int, track string, m analysis.Measurement) {
 	a := s.stage(i).Analysis
 	kept := ferryv1.Measurement{Metric: m.Metric, Track: track, Step: a.Step, Time: s.now, Verdict: string(m.Verdict),
-		Reason: m.Reason, Message: cut(m.Message, maxStoredMessage)}
+		Reason: m.Reason}
+	if m.Verdict != analysis.Pass { // a passing reading says all in its value; status stays small at scale
+		kept.Message = cut(m.Message, maxStoredMessage)
+	}
 	if m.Value != nil {
 		kept.Value = strconv.FormatFloat(*m.Value, 'g', -1, 64)
 	}
@@ -539,6 +542,21 @@ func cut(text string, n int) string {
 		n--
 	}
 	return text[:n] + "…"
+}
+
+// keptAfterPromotion is how many readings a passed analysis keeps once its digest is promoted: enough to show
+// how it went, while a controller with thousands of stages does not carry every reading of every old run. A failed
+// run keeps all of its readings for on-call.
+const keptAfterPromotion = 24
+
+func trimPassedRun(a *ferryv1.AnalysisStatus) {
+	if a == nil || a.Phase != ferryv1.AnalysisPassed {
+		return
+	}
+	if n := len(a.Measurements) - keptAfterPromotion; n > 0 {
+		a.Measurements = append([]ferryv1.Measurement(nil), a.Measurements[n:]...)
+	}
+	a.Tallies = nil
 }
 
 // analysisHeld keeps a held stage where it is — no promotion, no rollback — until a person approves or aborts,

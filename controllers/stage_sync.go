@@ -213,6 +213,7 @@ func (r *PromotionReconciler) soakStage(ctx context.Context, s *scope, i int) (b
 // promoted ends the in-flight digest's time in stage i as promoted: the next stage may take it.
 func (r *PromotionReconciler) promoted(s *scope, i int) bool {
 	st := s.stage(i)
+	trimPassedRun(st.Analysis)
 	r.event(s.p, corev1.EventTypeNormal, ReasonPromoted, "stage %s: promoted %s", st.Name, st.Digest)
 	r.finishDigest(s, i, ferryv1.OutcomePromoted, "healthy and soaked")
 	return true
