@@ -89,8 +89,9 @@ bench: test-tools ## Run the benchmarks that check Ferry's speed and memory targ
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) run ./hack/bench-controller
 
 .PHONY: demo
-demo: build controlplane ## Run Ferry end to end on a local cluster: sign, promote dev -> staging -> prod, roll back.
+demo: build controlplane ## Run Ferry end to end on a local cluster: sign, promote dev -> staging -> prod, canary, roll back.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_COSIGN="$$(hack/cosign.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
+	FERRY_PROMETHEUS="$$(hack/prometheus.sh | sed -n 1p)" \
 	$(GO) run ./hack/demo
 
 .PHONY: help

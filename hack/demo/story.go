@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 )
@@ -49,9 +51,22 @@ images:
 	}
 }
 
-// promotion is the demo's Promotion: three stages, each with its own registry repository and Git folder.
-func promotion(w *world) *ferryv1.Promotion {
-	soak := &metav1.Duration{Duration: 3 * time.Second}
+// The analysis of prod: the share of requests answered with a 5xx on the track measured, over the last interval,
+// among at least trafficMinimum requests.
+const (
+	errorRatioMetric = "error-ratio"
+	errorRatioQuery  = `sum(rate(http_requests_total{namespace="{{.Namespace}}",track="{{.Track}}",code=~"5.."}[{{.Interval}}]))` +
+		` / sum(rate(http_requests_total{namespace="{{.Namespace}}",track="{{.Track}}"}[{{.Interval}}]))`
+	trafficQuery   = `sum(increase(http_requests_total{namespace="{{.Namespace}}",track="{{.Track}}"}[{{.Interval}}]))`
+	trafficMinimum = "20"
+	errorRatioMax  = "0.05"
+)
+
+// promotion is the demo's Promotion: three stages, each with its own registry repository and Git folder; prod
+// takes a new digest through a two-step canary measured on prometheus.
+func promotion(w *world, prometheus string) *ferryv1.Promotion {
+	seconds := func(n int) *metav1.Duration { return &metav1.Duration{Duration: time.Duration(n) * time.Second} }
+	soak := seconds(3)
 	stage := func(name string, format ferryv1.ManifestFormat, gateSoak *metav1.Duration) ferryv1.StageSpec {
 		return ferryv1.StageSpec{
 			Name: name, Path: "envs/" + name,
@@ -60,6 +75,16 @@ func promotion(w *world) *ferryv1.Promotion {
 			Sync:     ferryv1.SyncSpec{Namespace: "shop-" + name, Prune: true, HealthTimeout: &metav1.Duration{Duration: 2 * time.Minute}},
 			Gates:    ferryv1.GatesSpec{Soak: gateSoak},
 		}
+	}
+	prod := stage("prod", ferryv1.ManifestPlain, nil)
+	prod.Canary = &ferryv1.CanarySpec{Replicas: 2, Steps: []ferryv1.CanaryStep{
+		{Weight: 50, Pause: seconds(5)}, {Weight: 100, Pause: seconds(5)}}}
+	prod.Analysis = &ferryv1.AnalysisSpec{
+		Prometheus: ferryv1.PrometheusSpec{Address: prometheus},
+		Interval:   seconds(2),
+		MinSamples: 2,
+		Traffic:    &ferryv1.TrafficSpec{Query: trafficQuery, MinRequests: trafficMinimum},
+		Metrics:    []ferryv1.MetricSpec{{Name: errorRatioMetric, Query: errorRatioQuery, Max: ptr.To(errorRatioMax)}},
 	}
 	return &ferryv1.Promotion{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "demo"},
@@ -74,14 +99,40 @@ func promotion(w *world) *ferryv1.Promotion {
 			Stages: []ferryv1.StageSpec{
 				stage("dev", ferryv1.ManifestKustomize, soak),
 				stage("staging", ferryv1.ManifestPlain, soak),
-				stage("prod", ferryv1.ManifestPlain, nil),
+				prod,
 			},
 		},
 	}
 }
 
+// describeProd says how prod takes a new digest, from its spec.
+func describeProd(prod ferryv1.StageSpec) {
+	var steps []string
+	for _, s := range prod.Canary.Steps {
+		steps = append(steps, fmt.Sprintf("%d%% for %s", s.Weight, s.Pause.Duration))
+	}
+	a := prod.Analysis
+	fmt.Printf("  prod: canary %s of %d replicas beside the running digest; analysis every %s on %s\n",
+		strings.Join(steps, ", then "), prod.Canary.Replicas, a.Interval.Duration, a.Prometheus.Address)
+	for _, m := range a.Metrics {
+		fmt.Printf("    %s <= %s, at least %d samples a step, with at least %s requests a sample:\n      %s\n",
+			m.Name, *m.Max, a.MinSamples, a.Traffic.MinRequests, m.Query)
+	}
+}
+
 // follow prints each stage's progress until prod runs digest.
 func (d *demo) follow(ctx context.Context, digest string) error {
+	return d.followUntil(ctx, d.version(digest)+" to reach prod", func(p *ferryv1.Promotion) (bool, error) {
+		prod := p.Status.Stages[len(p.Status.Stages)-1]
+		if prod.Phase == ferryv1.PhaseFailed || prod.Phase == ferryv1.PhaseRolledBack && prod.InFlightDigest == "" && rolledBack(prod, digest) {
+			return false, fmt.Errorf("prod did not take %s: %s", d.version(digest), prod.Message)
+		}
+		return prod.Digest == digest && prod.InFlightDigest == "", nil
+	})
+}
+
+// followUntil prints each stage's progress, and which pods serve prod's traffic, until done says so.
+func (d *demo) followUntil(ctx context.Context, what string, done func(*ferryv1.Promotion) (bool, error)) error {
 	seen := map[string]string{}
 	for {
 		p, err := d.get(ctx)
@@ -95,17 +146,17 @@ func (d *demo) follow(ctx context.Context, digest string) error {
 				fmt.Println(line)
 			}
 		}
-		if n := len(p.Status.Stages); n > 0 {
-			prod := p.Status.Stages[n-1]
-			if prod.Digest == digest && prod.InFlightDigest == "" {
-				return nil
-			}
-			if prod.Phase == ferryv1.PhaseFailed {
-				return fmt.Errorf("prod failed: %s", prod.Message)
+		if serving := "  prod's traffic reaches: " + d.traffic.serving(); seen["traffic"] != serving {
+			seen["traffic"] = serving
+			fmt.Println(serving)
+		}
+		if len(p.Status.Stages) > 0 {
+			if ok, err := done(p); err != nil || ok {
+				return err
 			}
 		}
 		if err := pause(ctx); err != nil {
-			return fmt.Errorf("waiting for %s to reach prod: %w (see .demo/controller.log)", digest, err)
+			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
 	}
 }
