@@ -633,13 +633,8 @@ func (r *PromotionReconciler) soakAnalysed(ctx context.Context, s *scope, i int)
 		r.startSoakRun(s, i)
 		return true, nil
 	}
-	switch a.Phase {
-	case ferryv1.AnalysisFailed:
-		return r.analysisFailed(ctx, s, i)
-	case ferryv1.AnalysisHeld:
-		return r.analysisHeld(s, i), nil
-	case ferryv1.AnalysisPassed:
-		return r.promoted(s, i), nil
+	if done, moved, err := r.runEnded(ctx, s, i, func() (bool, error) { return r.promoted(s, i), nil }); done {
+		return moved, err
 	}
 	verdict, moved, err := r.analyse(ctx, s, i)
 	if err != nil || verdict != stepPassed {
@@ -647,6 +642,22 @@ func (r *PromotionReconciler) soakAnalysed(ctx context.Context, s *scope, i int)
 	}
 	a.Phase, a.Message = ferryv1.AnalysisPassed, "soak analysis passed"
 	return true, nil
+}
+
+// runEnded carries out a run that has a verdict: a failed one rolls back, a held one waits for a person, a
+// passed one goes on with passed. It reports whether the run had a verdict.
+func (r *PromotionReconciler) runEnded(ctx context.Context, s *scope, i int, passed func() (bool, error)) (bool, bool, error) {
+	switch s.stage(i).Analysis.Phase {
+	case ferryv1.AnalysisFailed:
+		moved, err := r.analysisFailed(ctx, s, i)
+		return true, moved, err
+	case ferryv1.AnalysisHeld:
+		return true, r.analysisHeld(s, i), nil
+	case ferryv1.AnalysisPassed:
+		moved, err := passed()
+		return true, moved, err
+	}
+	return false, false, nil
 }
 
 // startSoakRun begins the soak's analysis; the canary's readings, if any, are kept for the record.

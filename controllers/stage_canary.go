@@ -82,13 +82,8 @@ func (r *PromotionReconciler) canaryStage(ctx context.Context, s *scope, i int) 
 	if last := int32(len(s.p.Spec.Stages[i].Canary.Steps)) - 1; *a.Step > last {
 		r.enterStep(s, i, last) // steps were taken out of the spec while it ran
 	}
-	switch a.Phase {
-	case ferryv1.AnalysisFailed:
-		return r.analysisFailed(ctx, s, i)
-	case ferryv1.AnalysisHeld:
-		return r.analysisHeld(s, i), nil
-	case ferryv1.AnalysisPassed:
-		return r.finishCanary(ctx, s, i)
+	if done, moved, err := r.runEnded(ctx, s, i, func() (bool, error) { return r.finishCanary(ctx, s, i) }); done {
+		return moved, err
 	}
 	ready, err := r.stepReady(ctx, s, i)
 	if err != nil || !ready {
@@ -252,15 +247,11 @@ func (r *PromotionReconciler) routeStep(ctx context.Context, s *scope, i int) er
 	if tr == nil {
 		return nil
 	}
-	target, err := r.syncTarget(s, i)
+	engine, target, err := r.canaryEngine(s, i)
 	if err != nil {
 		return err
 	}
-	c, err := r.stageClient(target)
-	if err != nil {
-		return err
-	}
-	err = canary.New(c).SetRoute(ctx, canary.RouteRequest{Namespace: target.Namespace, Owner: ownerLabel(target.Owner),
+	err = engine.SetRoute(ctx, canary.RouteRequest{Namespace: target.Namespace, Owner: ownerLabel(target.Owner),
 		Route: tr.HTTPRoute.Name, StableService: tr.HTTPRoute.Service, Weight: s.stage(i).Analysis.Weight})
 	if err != nil {
 		return stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].canary.trafficRouting.httpRoute", i), "%v", err)
@@ -271,15 +262,10 @@ func (r *PromotionReconciler) routeStep(ctx context.Context, s *scope, i int) er
 // removeCopies gives the stage's HTTPRoute its own weights back, if the canary routed traffic, and deletes the
 // canary and baseline copies, if any.
 func (r *PromotionReconciler) removeCopies(ctx context.Context, s *scope, i int) error {
-	target, err := r.syncTarget(s, i)
+	engine, target, err := r.canaryEngine(s, i)
 	if err != nil {
 		return err
 	}
-	c, err := r.stageClient(target)
-	if err != nil {
-		return err
-	}
-	engine := canary.New(c)
 	if cs := s.p.Spec.Stages[i].Canary; cs != nil && cs.TrafficRouting != nil {
 		route := cs.TrafficRouting.HTTPRoute
 		if err := engine.RestoreRoute(ctx, target.Namespace, ownerLabel(target.Owner), route.Name, route.Service); err != nil {
@@ -290,6 +276,19 @@ func (r *PromotionReconciler) removeCopies(ctx context.Context, s *scope, i int)
 		return fmt.Errorf("stage %s: removing canary copies: %w", s.stage(i).Name, err)
 	}
 	return nil
+}
+
+// canaryEngine is the canary engine for stage i's cluster, and where the stage is applied.
+func (r *PromotionReconciler) canaryEngine(s *scope, i int) (*canary.Engine, SyncTarget, error) {
+	target, err := r.syncTarget(s, i)
+	if err != nil {
+		return nil, target, err
+	}
+	c, err := r.stageClient(target)
+	if err != nil {
+		return nil, target, err
+	}
+	return canary.New(c), target, nil
 }
 
 // applyStage applies the stage path at its last commit and remembers what it declares.
