@@ -29,6 +29,8 @@ type fakeProm struct {
 	mu     sync.Mutex
 	values map[string]func() float64 // by track
 	err    error
+	// missingFirst answers a track's first queries with no series, as a fresh canary's first scrape would.
+	missingFirst map[string]int
 }
 
 func newFakeProm() *fakeProm { return &fakeProm{values: map[string]func() float64{}} }
@@ -52,9 +54,14 @@ func (f *fakeProm) Query(_ context.Context, query string, at time.Time) (analysi
 		return analysis.Sample{}, f.err
 	}
 	for track, v := range f.values {
-		if strings.Contains(query, `track="`+track+`"`) {
-			return analysis.Sample{Value: v(), Newest: at, Series: 1}, nil
+		if !strings.Contains(query, `track="`+track+`"`) {
+			continue
 		}
+		if f.missingFirst[track] > 0 {
+			f.missingFirst[track]--
+			break
+		}
+		return analysis.Sample{Value: v(), Newest: at, Series: 1}, nil
 	}
 	return analysis.Sample{}, fmt.Errorf("%w: no series for %q", analysis.ErrNoData, query)
 }
@@ -458,4 +465,32 @@ func routeWeights(t testing.TB, c client.Client, ns string) map[string]int64 {
 		}
 	}
 	return weights
+}
+
+// TestStepStartWithoutDataIsNotCounted: a step's first reading, taken as its pods become ready, finds no data for a
+// fresh canary; that reading is kept but spends none of the missing-data budget, so even a budget of zero lets a
+// healthy canary through.
+func TestStepStartWithoutDataIsNotCounted(t *testing.T) {
+	f := newCanaryFixture(t)
+	p := f.promotion()
+	zero := int32(0)
+	p.Spec.Stages[0].Analysis.InconclusiveLimit = &zero
+	p.Spec.Stages[0].Analysis.Interval = &metav1.Duration{Duration: 500 * time.Millisecond}
+	f.running(t, p)
+
+	f.prom.mu.Lock()
+	f.prom.missingFirst = map[string]int{"canary": 1}
+	f.prom.mu.Unlock()
+	f.prom.set("canary", constant(0))
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	got := f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
+	missing := 0
+	for _, m := range got.Status.Stages[0].Analysis.Measurements {
+		if m.Track == "canary" && m.Verdict == "Inconclusive" {
+			missing++
+		}
+	}
+	if missing != 1 {
+		t.Errorf("%d inconclusive canary readings kept, want the one at the first step's start", missing)
+	}
 }

@@ -88,7 +88,7 @@ func (r *PromotionReconciler) analyse(ctx context.Context, s *scope, i int) (ste
 		return stepPassed, true, nil
 	}
 	a.Message = reason
-	st.Message = fmt.Sprintf("%s: %s (%d of %d missing, budget %d).", describeRun(s, i), reason, a.Missing, a.Taken, a.Budget)
+	st.Message = fmt.Sprintf("%s: %s.", describeRun(s, i), reason)
 	if a.OutageSince != nil {
 		s.waitFor(ReasonAnalysisInconclusive, "stage %s: no usable data since %s: %s", st.Name, a.OutageSince.Format(time.RFC3339), lastMissing(a))
 	}
@@ -337,6 +337,9 @@ func noteQuery(a *ferryv1.AnalysisStatus, metric, track, query string) {
 // baseline data counts against the budget like any other.
 func (r *PromotionReconciler) count(s *scope, i int, metric, track string, v analysis.Verdict) {
 	a := s.stage(i).Analysis
+	if v == analysis.Inconclusive && warmingUp(s, i) {
+		return
+	}
 	key := metric
 	if track == trackBaseline {
 		key += baselineTallyMark
@@ -363,12 +366,20 @@ func (r *PromotionReconciler) count(s *scope, i int, metric, track string, v ana
 	}
 }
 
+// warmingUp reports whether the run under way is in its first interval: a step's first reading is taken as soon
+// as its pods are ready, before a fresh canary can have data, so a reading without data then is kept but counts
+// neither against the missing-data budget nor as an outage. A reading with data counts as usual.
+func warmingUp(s *scope, i int) bool {
+	a := s.stage(i).Analysis
+	return s.now.Sub(windowStart(a)) < interval(s.p.Spec.Stages[i].Analysis)
+}
+
 // noteOutage follows stretches of missing data: a condition and an event say why the stage waits, and the
 // stretch's start is kept so the outage deadline can hand the stage to a person.
 func (r *PromotionReconciler) noteOutage(s *scope, i int, allMissing bool) {
 	st := s.stage(i)
 	a := st.Analysis
-	if !allMissing {
+	if !allMissing || warmingUp(s, i) {
 		a.OutageSince = nil
 		return
 	}

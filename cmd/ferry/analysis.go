@@ -219,6 +219,10 @@ func phaseCell(p *ferryv1.Promotion, s ferryv1.StageStatus) string {
 		phase += fmt.Sprintf(" %s (%d%%)", stepOf(p, s.Name, a), a.Weight)
 	}
 	verdict := "analysis " + orDash(string(a.Phase))
+	if current := orString(s.InFlightDigest, s.Digest); a.Digest != current {
+		// The last analysis was of another digest — one the stage was rolled back from — so say which.
+		verdict = fmt.Sprintf("analysis of %s %s", shortDigest(a.Digest), orDash(string(a.Phase)))
+	}
 	if a.Missing > 0 {
 		verdict += fmt.Sprintf(": %d of %d missing", a.Missing, a.Taken)
 	}
@@ -235,4 +239,12 @@ func timeAndAge(t *metav1.Time) string {
 		age = 0 // the controller's clock is ahead of ours
 	}
 	return fmt.Sprintf("%s (%s ago)", formatTime(t.Time), age)
+}
+
+// orString is s, or fallback when s is empty.
+func orString(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
 }

@@ -199,6 +199,10 @@ func TestPhaseCell(t *testing.T) {
 			Analysis: &ferryv1.AnalysisStatus{Phase: ferryv1.AnalysisRunning, Step: &first, Weight: 10}}, "Canary 1 (10%), analysis Running"},
 		{ferryv1.StageStatus{Name: "prod", Phase: ferryv1.PhaseSoaking,
 			Analysis: &ferryv1.AnalysisStatus{Phase: ferryv1.AnalysisHeld, Missing: 6, Taken: 9}}, "Soaking, analysis Held: 6 of 9 missing"},
+		// Rolled back from a digest whose analysis passed: the verdict is not the running digest's.
+		{ferryv1.StageStatus{Name: "prod", Phase: ferryv1.PhaseRolledBack, Digest: "sha256:" + strings.Repeat("a", 64),
+			Analysis: &ferryv1.AnalysisStatus{Phase: ferryv1.AnalysisPassed, Digest: "sha256:" + strings.Repeat("b", 64)}},
+			"RolledBack, analysis of " + shortDigest("sha256:"+strings.Repeat("b", 64)) + " Passed"},
 	} {
 		if got := phaseCell(p, tc.s); got != tc.want {
 			t.Errorf("phaseCell(%+v) = %q, want %q", tc.s, got, tc.want)

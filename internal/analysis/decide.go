@@ -96,6 +96,10 @@ func total(perMetric map[string]Tally) Tally {
 func count(t Tally) int { return t.Passed + t.Failed + t.Inconclusive }
 
 func summary(sum Tally, p Policy) string {
-	return fmt.Sprintf("%d measurements: %d passed, %d failed, %d missing (budget %d)",
-		count(sum), sum.Passed, sum.Failed, sum.Inconclusive, p.MissingBudget)
+	noun := "measurements"
+	if count(sum) == 1 {
+		noun = "measurement"
+	}
+	return fmt.Sprintf("%d %s: %d passed, %d failed, %d missing (budget %d)",
+		count(sum), noun, sum.Passed, sum.Failed, sum.Inconclusive, p.MissingBudget)
 }
