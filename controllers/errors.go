@@ -71,10 +71,16 @@ func (e *RetryingError) Unwrap() error { return e.Err }
 // retrying marks err as a retryable failure of what reason names.
 func retrying(reason string, err error) error { return &RetryingError{Reason: reason, Err: err} }
 
+// asRetrying reports whether err is a retryable failure of a peer, and returns it.
+func asRetrying(err error) (*RetryingError, bool) {
+	var r *RetryingError
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
 // retryReason is the condition reason of a retried failure: the RetryingError's, else ReasonRetrying.
 func retryReason(err error) string {
-	var r *RetryingError
-	if errors.As(err, &r) {
+	if r, ok := asRetrying(err); ok {
 		return r.Reason
 	}
 	return ReasonRetrying

@@ -117,6 +117,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if r.Engines.Git != nil && !p.Spec.Suspend {
 		steps = append(steps, r.rollbackRequest, r.analysisRequests, r.discover, r.promoteStages)
 	}
+	var deferred error // a peer that fails (a source registry down) must not stop the stages under way
 	for _, run := range steps {
 		err := run(ctx, s)
 		if stall, ok := asStalling(err); ok {
@@ -127,9 +128,16 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			s.waiting = err // stages already under way still move
 			continue
 		}
+		if _, ok := asRetrying(err); ok && deferred == nil {
+			deferred = err // health checks and rollbacks go on; the failure is retried with backoff after them
+			continue
+		}
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	if deferred != nil {
+		return ctrl.Result{}, deferred
 	}
 	if len(steps) == 1 {
 		return ctrl.Result{}, nil // validation only: nothing to poll

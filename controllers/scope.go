@@ -28,6 +28,8 @@ type scope struct {
 	// made. Together they bound the work of one reconcile (see yieldAfterWork).
 	started time.Time
 	moves   int
+	// yielded says the work budget ran out: the remaining stages wait for the next reconcile.
+	yielded bool
 }
 
 // workBudget is how long one reconcile keeps moving stages before it hands its worker to the next Promotion and

@@ -34,32 +34,52 @@ const maxStepsPerReconcile = 8
 // checkpoint status and try the next phase at once.
 type stageStep func(ctx context.Context, s *scope, i int) (moved bool, err error)
 
-// promoteStages walks the stages in order, moving each as far as it can go now.
+// promoteStages walks the stages in order, moving each as far as it can go now. A peer failing for one stage (its
+// registry, its cluster) does not keep the others from their health checks and rollbacks: the failure is returned
+// once every stage had its turn.
 func (r *PromotionReconciler) promoteStages(ctx context.Context, s *scope) error {
 	r.expectSyncTargets(ctx, s)
+	var retry error
 	for i := range s.p.Spec.Stages {
-		for n := 0; n < maxStepsPerReconcile; n++ {
-			if s.yieldAfterWork() {
-				return nil
-			}
-			moved, err := r.stepFor(s, i)(ctx, s, i)
-			if err != nil {
-				return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
-			}
-			if !moved {
-				break
-			}
-			s.moves++
-			if err := r.checkpoint(ctx, s); err != nil {
+		if err := r.promoteStage(ctx, s, i); err != nil {
+			if _, ok := asRetrying(err); !ok {
 				return err
 			}
+			if retry == nil {
+				retry = err
+			}
 		}
-		if d := s.stage(i).Digest; d != "" {
-			r.metrics().SetStageDigest(s.metricsStage(i), d) // also after a restart, not only on change
+		if s.yielded {
+			return retry
 		}
-		if err := r.checkDrift(ctx, s, i); err != nil {
+	}
+	return retry
+}
+
+// promoteStage moves stage i as far as it can go now, then records its digest and drift.
+func (r *PromotionReconciler) promoteStage(ctx context.Context, s *scope, i int) error {
+	for n := 0; n < maxStepsPerReconcile; n++ {
+		if s.yieldAfterWork() {
+			s.yielded = true
+			return nil
+		}
+		moved, err := r.stepFor(s, i)(ctx, s, i)
+		if err != nil {
 			return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
 		}
+		if !moved {
+			break
+		}
+		s.moves++
+		if err := r.checkpoint(ctx, s); err != nil {
+			return err
+		}
+	}
+	if d := s.stage(i).Digest; d != "" {
+		r.metrics().SetStageDigest(s.metricsStage(i), d) // also after a restart, not only on change
+	}
+	if err := r.checkDrift(ctx, s, i); err != nil {
+		return fmt.Errorf("stage %s: %w", s.p.Spec.Stages[i].Name, err)
 	}
 	return nil
 }

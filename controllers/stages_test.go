@@ -308,3 +308,24 @@ func TestDriftIsReportedWhenTheClusterChanges(t *testing.T) {
 		return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "hotfix"), c.Message
 	})
 }
+
+// TestSourceOutageDoesNotStopARollback: with the source registry gone, Ready names it, and an on-call rollback of a
+// stage still goes through Git and the cluster — a failing source never freezes the stages.
+func TestSourceOutageDoesNotStopARollback(t *testing.T) {
+	f := newStagesFixture(t)
+	p, v1 := f.devRunning(t)
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
+
+	f.source.Close()
+	eventually(t, "Ready=False RegistryUnavailable", func() (bool, string) {
+		got := getPromotion(t, f.e.Client, f.ns, p.Name)
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady)
+		return ready != nil && ready.Reason == ReasonRegistryUnavailable, conditionState(got, ferryv1.ConditionReady)
+	})
+	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.RollbackAnnotation, "dev")
+	f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
+	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v1) {
+		t.Errorf("dev runs %s after the rollback", img)
+	}
+}

@@ -48,14 +48,18 @@ import (
 // Registry is a real OCI registry (go-containerregistry's) on loopback, with or without the referrers API.
 type Registry struct {
 	Host string
+	srv  *httptest.Server
 }
 
 func NewRegistry(t testing.TB, referrers bool) *Registry {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), srv: srv}
 }
+
+// Close stops the registry, as an outage would: connections to Host are refused from then on.
+func (r *Registry) Close() { r.srv.Close() }
 
 // PushImage writes a small random image and returns its digest reference.
 func (r *Registry) PushImage(t testing.TB, repo string) name.Digest {
