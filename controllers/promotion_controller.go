@@ -25,6 +25,7 @@ import (
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/metrics"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // referencesIndex indexes Promotions by the Secrets and ConfigMaps they refer to ("Secret/name"), so that a
@@ -198,6 +199,7 @@ func (r *PromotionReconciler) validate(ctx context.Context, s *scope) error {
 // step that was running rather than from the start of the stage, and at its end.
 func (r *PromotionReconciler) checkpoint(ctx context.Context, s *scope) error {
 	s.p.Status.Summary = summary(s.p.Status.Stages)
+	boundText(&s.p.Status)
 	if equality.Semantic.DeepEqual(s.before.Status, s.p.Status) {
 		return nil
 	}
@@ -227,8 +229,12 @@ func (r *PromotionReconciler) patchStatus(ctx context.Context, s *scope, err err
 
 // event records a transition on the Promotion; the reason is a condition or step reason.
 func (r *PromotionReconciler) event(p *ferryv1.Promotion, eventType, reason, format string, args ...any) {
-	r.Recorder.Eventf(p, nil, eventType, reason, "Promote", format, args...)
+	r.Recorder.Eventf(p, nil, eventType, reason, "Promote", "%s", text.Cut(fmt.Sprintf(format, args...), maxEventNote))
 }
+
+// maxEventNote keeps an event's note under the API server's limit of 1 KiB, so that a long error never loses the
+// event.
+const maxEventNote = 1000
 
 // recordReadyChange emits one event per change of the Ready condition; the event reason is the condition reason.
 func (r *PromotionReconciler) recordReadyChange(old *metav1.Condition, after *ferryv1.Promotion) {
@@ -240,7 +246,7 @@ func (r *PromotionReconciler) recordReadyChange(old *metav1.Condition, after *fe
 	if now.Status != metav1.ConditionTrue {
 		eventType = corev1.EventTypeWarning
 	}
-	r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s", now.Message)
+	r.Recorder.Eventf(after, nil, eventType, now.Reason, "Reconcile", "%s", text.Cut(now.Message, maxEventNote))
 }
 
 // SetupWithManager registers the reconciler, its index and its watches.

@@ -299,3 +299,37 @@ func TestDeletionNamesPullRequestsItCannotClose(t *testing.T) {
 		return hasEvent(t, e.Client, ns, p.Name, corev1.EventTypeWarning, ReasonPullRequestsClosed), "no event"
 	})
 }
+
+// TestLongMessagesKeepStatusPatchable: a 100 KiB verification reason — a peer's error can be that long — is cut
+// with an ellipsis, and the status patch goes through on the real API server rather than failing and freezing the
+// status.
+func TestLongMessagesKeepStatusPatchable(t *testing.T) {
+	e := testenv.Need(t, env)
+	ns := e.Namespace(t)
+	ctx := context.Background()
+	p := samplePromotion(t, ns)
+	if err := e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	r := &PromotionReconciler{Client: e.Client, APIReader: e.Client, Recorder: events.NewFakeRecorder(10)}
+	s := &scope{p: p, before: p.DeepCopy(), now: metav1.Now()}
+	syncStageStatuses(p, s.now)
+	long := strings.Repeat("signature rejected: ", 5000) // 100 KB
+	p.Status.Candidate = &ferryv1.CandidateStatus{Digest: "sha256:" + strings.Repeat("a", 64), Message: long}
+	s.setPhase(0, ferryv1.PhaseFailed, "%s", long)
+	setConditions(p, errors.New(long), true)
+	if err := r.checkpoint(ctx, s); err != nil {
+		t.Fatalf("status patch with long messages: %v", err)
+	}
+	got := getPromotion(t, e.Client, ns, p.Name)
+	msg := got.Status.Candidate.Message
+	if len(msg) > maxStatusMessage || !strings.HasSuffix(msg, "…") || !strings.HasPrefix(msg, "signature rejected") {
+		t.Errorf("candidate message stored as %d bytes: %.40q…", len(msg), msg)
+	}
+	if m := got.Status.Stages[0].Message; len(m) > maxStatusMessage {
+		t.Errorf("stage message stored as %d bytes", len(m))
+	}
+	if c := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady); c == nil || len(c.Message) > maxConditionMessage {
+		t.Errorf("Ready = %+v", c)
+	}
+}

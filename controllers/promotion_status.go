@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // Condition reasons when the input is good.
@@ -142,4 +143,32 @@ func summary(stages []ferryv1.StageStatus) string {
 		parts[i] = s.Name + "=" + string(s.Phase)
 	}
 	return strings.Join(parts, " ")
+}
+
+// Bounds of free text in status: ample for a person, small enough that a status with every message at its bound
+// still fits, so a long error from a peer (a verification reason, a forge's answer) never makes the patch fail and
+// freeze the status.
+const (
+	maxStatusMessage    = 1024
+	maxConditionMessage = 4096
+)
+
+// boundText cuts every free-text field of status to its bound, with an ellipsis.
+func boundText(st *ferryv1.PromotionStatus) {
+	if c := st.Candidate; c != nil {
+		c.Message = text.Cut(c.Message, maxStatusMessage)
+	}
+	for i := range st.Conditions {
+		st.Conditions[i].Message = text.Cut(st.Conditions[i].Message, maxConditionMessage)
+	}
+	for i := range st.Stages {
+		stage := &st.Stages[i]
+		stage.Message = text.Cut(stage.Message, maxStatusMessage)
+		for j := range stage.History {
+			stage.History[j].Reason = text.Cut(stage.History[j].Reason, maxStatusMessage)
+		}
+		if a := stage.Analysis; a != nil {
+			a.Message = text.Cut(a.Message, maxStatusMessage)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/analysis"
 	"github.com/ferrycd/ferry/internal/judge"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // Reasons of analyses, in events and conditions.
@@ -309,7 +310,7 @@ func (r *PromotionReconciler) keep(s *scope, i int, track string, m analysis.Mea
 	kept := ferryv1.Measurement{Metric: m.Metric, Track: track, Step: a.Step, Time: s.now, Verdict: string(m.Verdict),
 		Reason: m.Reason}
 	if m.Verdict != analysis.Pass { // a passing reading says all in its value; status stays small at scale
-		kept.Message = cut(m.Message, maxStoredMessage)
+		kept.Message = text.Cut(m.Message, maxStoredMessage)
 	}
 	if m.Value != nil {
 		kept.Value = strconv.FormatFloat(*m.Value, 'g', -1, 64)
@@ -323,7 +324,7 @@ func (r *PromotionReconciler) keep(s *scope, i int, track string, m analysis.Mea
 }
 
 func noteQuery(a *ferryv1.AnalysisStatus, metric, track, query string) {
-	query = cut(query, maxStoredQuery)
+	query = text.Cut(query, maxStoredQuery)
 	for k := range a.Queries {
 		if a.Queries[k].Metric == metric && a.Queries[k].Track == track {
 			a.Queries[k].Query = query
@@ -516,7 +517,7 @@ func judgeMetric(a *ferryv1.AnalysisStatus, spec *ferryv1.AnalysisSpec, m *ferry
 func setComparison(a *ferryv1.AnalysisStatus, metric string, res judge.Result) {
 	c := ferryv1.Comparison{Metric: metric, Verdict: string(res.Verdict), PValue: strconv.FormatFloat(res.PValue, 'g', 4, 64),
 		CanaryMedian: strconv.FormatFloat(res.CanaryMedian, 'g', 6, 64), BaselineMedian: strconv.FormatFloat(res.BaselineMedian, 'g', 6, 64),
-		CanarySamples: int32(res.CanaryCount), BaselineSamples: int32(res.BaselineCount), Reason: cut(res.Reason, maxStoredMessage)}
+		CanarySamples: int32(res.CanaryCount), BaselineSamples: int32(res.BaselineCount), Reason: text.Cut(res.Reason, maxStoredMessage)}
 	for k := range a.Comparisons {
 		if a.Comparisons[k].Metric == metric {
 			a.Comparisons[k] = c
@@ -543,16 +544,6 @@ func lastFailures(a *ferryv1.AnalysisStatus, spec *ferryv1.AnalysisSpec) string 
 		}
 	}
 	return ""
-}
-
-func cut(text string, n int) string {
-	if len(text) <= n {
-		return text
-	}
-	for n > 0 && text[n]&0xC0 == 0x80 { // not in the middle of a UTF-8 sequence
-		n--
-	}
-	return text[:n] + "…"
 }
 
 // keptAfterPromotion is how many readings a passed analysis keeps once its digest is promoted: enough to show

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/ferrycd/ferry/internal/gitops/pin"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // Formats a Request can edit.
@@ -299,7 +299,7 @@ func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing
 func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.Commit, tree *object.Tree, plan pin.Plan) (*prepared, error) {
 	msg, err := message(d.tmpl, MessageData{Promotion: req.Promotion, Stage: req.Stage, Image: req.Image,
 		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback,
-		RollbackReason: oneLine(req.RollbackReason, maxReasonTrailer)}, req.Trailers)
+		RollbackReason: text.OneLine(req.RollbackReason, maxReasonTrailer)}, req.Trailers)
 	if err != nil {
 		return nil, err
 	}
@@ -389,16 +389,3 @@ func walkRecent(c *cachedRepo, head *object.Commit, limit int, visit func(*objec
 
 // maxReasonTrailer bounds the rollback reason trailer: a reason quoting a metric is a sentence, not a report.
 const maxReasonTrailer = 300
-
-// oneLine folds text onto one line of at most n bytes, cut at a rune boundary.
-func oneLine(text string, n int) string {
-	text = strings.Join(strings.Fields(text), " ")
-	if len(text) <= n {
-		return text
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return text[:cut] + "…"
-}
