@@ -5,13 +5,19 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/template"
-	"text/template/parse"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
 // maxRendered bounds a rendered query. Templates are written by tenants; rendering stops writing at the bound.
 const maxRendered = 16 << 10
+
+// maxTemplate bounds a template's own text.
+const maxTemplate = 64 << 10
+
+// queryTemplate bounds query templates (see package tmpl).
+var queryTemplate = tmpl.Options{What: "query", MaxText: maxTemplate, MaxOutput: maxRendered}
 
 // QueryVars are the fields a metric's query template may use, e.g. {{.Namespace}}.
 type QueryVars struct {
@@ -23,46 +29,38 @@ type QueryVars struct {
 	Interval  string // a Prometheus duration, e.g. "1m" or "30s" (see PromDuration)
 }
 
-var errTooLong = fmt.Errorf("rendered query is longer than %d KiB", maxRendered>>10)
-
-// maxTemplate bounds a template's own text.
-const maxTemplate = 64 << 10
-
 // RenderQuery renders a metric's PromQL template (Go text/template, no custom functions, missingkey=error).
 //
-// Rendering is bounded in memory and time, since templates are written by tenants. Output stops at 16 KiB with
-// an error. The actions that can loop or recurse without writing a byte — range, and template/block/define — are
-// refused: `{{range 100000000000}}{{end}}` would spin a worker for hours. The builtins that build strings (print,
-// printf, println, html, js, urlquery) are replaced by equivalents that fail past 16 KiB and refuse printf widths
-// and precisions over 64, because a string doubled into a variable forty times would exhaust memory before
-// anything was written. Values that could break out of a PromQL string (quotes, backslashes, control
-// characters) are refused too.
-func RenderQuery(tmpl string, v QueryVars) (string, error) {
-	if len(tmpl) > maxTemplate {
-		return "", fmt.Errorf("query template is longer than %d KiB", maxTemplate>>10)
+// Rendering is bounded in memory and time, since templates are written by tenants: it is done by package tmpl,
+// which refuses the actions that loop or recurse (range, template, define, block) and templates that could
+// build strings without bound, stops output at 16 KiB, and replaces the string-building builtins with bounded
+// equivalents. A bound that is passed is a *tmpl.LimitError, returned as it is. Values that could break out of
+// a PromQL string (quotes, backslashes, control characters) are refused too.
+func RenderQuery(text string, v QueryVars) (string, error) {
+	t, err := tmpl.Parse("query", text, queryTemplate)
+	if err != nil {
+		return "", templateError(err)
 	}
 	if err := checkVars(v); err != nil {
 		return "", err
 	}
-	t, err := template.New("query").Option("missingkey=error").Funcs(boundedBuiltins).Parse(tmpl)
+	out, err := tmpl.Execute(t, v, queryTemplate)
 	if err != nil {
-		return "", fmt.Errorf("query template: %w", err)
+		return "", templateError(err)
 	}
-	if err := checkTemplate(t); err != nil {
-		return "", err
-	}
-	w := &boundedWriter{limit: maxRendered}
-	if err := t.Execute(w, v); err != nil {
-		if errors.Is(err, errTooLong) {
-			return "", errTooLong
-		}
-		return "", fmt.Errorf("query template: %w", err)
-	}
-	out := strings.TrimSpace(w.b.String())
-	if out == "" {
+	if out = strings.TrimSpace(out); out == "" {
 		return "", errors.New("query template renders an empty query")
 	}
 	return out, nil
+}
+
+// templateError names the query template in an error, except a length error, which names it already.
+func templateError(err error) error {
+	var le *tmpl.LimitError
+	if errors.As(err, &le) {
+		return le
+	}
+	return fmt.Errorf("query template: %w", err)
 }
 
 // checkVars refuses values that a template could not quote safely; Ferry's own values never contain these.
@@ -80,66 +78,6 @@ func checkVars(v QueryVars) error {
 
 func unquotable(r rune) bool {
 	return r == '"' || r == '\\' || r == '`' || r == '\'' || r < ' ' || r == 0x7f
-}
-
-// checkTemplate allows one template made of text, pipelines, if and with.
-func checkTemplate(t *template.Template) error {
-	if len(t.Templates()) > 1 {
-		return errors.New("query template: define and block are not allowed")
-	}
-	if t.Tree == nil {
-		return nil
-	}
-	return checkNode(t.Tree.Root)
-}
-
-func checkNode(n parse.Node) error {
-	switch n := n.(type) {
-	case nil:
-		return nil
-	case *parse.ListNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Nodes {
-			if err := checkNode(c); err != nil {
-				return err
-			}
-		}
-		return nil
-	case *parse.IfNode:
-		return checkBranch(&n.BranchNode)
-	case *parse.WithNode:
-		return checkBranch(&n.BranchNode)
-	case *parse.TextNode, *parse.ActionNode, *parse.CommentNode:
-		return nil
-	case *parse.RangeNode:
-		return errors.New("query template: range is not allowed")
-	case *parse.TemplateNode:
-		return errors.New("query template: template is not allowed")
-	default:
-		return fmt.Errorf("query template: %T is not allowed", n)
-	}
-}
-
-func checkBranch(b *parse.BranchNode) error {
-	if err := checkNode(b.List); err != nil {
-		return err
-	}
-	return checkNode(b.ElseList)
-}
-
-// boundedWriter keeps at most limit bytes and fails the write that would pass it, which stops the template.
-type boundedWriter struct {
-	b     strings.Builder
-	limit int
-}
-
-func (w *boundedWriter) Write(p []byte) (int, error) {
-	if w.b.Len()+len(p) > w.limit {
-		return 0, errTooLong
-	}
-	return w.b.Write(p)
 }
 
 // PromDuration formats d as a Prometheus duration: 90s is "1m30s", 1m is "1m", 1.5s is "1s500ms". It rounds to

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
 var vars = QueryVars{
@@ -38,9 +40,15 @@ func TestRenderQuery(t *testing.T) {
 		{"star width", `{{printf "%*d" 1000000 0}}`, "", "* widths are not allowed"},
 		{"small width", `{{printf "%08.3f|%[1]v|%%" 1.5}}`, `0001.500|1.5|%`, ""},
 		{"doubling variable", `{{$a := printf "%s%s" .Digest .Digest}}` + strings.Repeat(`{{$a = printf "%s%s" $a $a}}`, 40) + `{{$a}}`,
-			"", "longer than 16 KiB"},
-		{"escaper growth", `{{$a := .Digest}}` + strings.Repeat(`{{$a = js (print $a $a)}}`, 40), "", "longer than 16 KiB"},
-		{"template too long", strings.Repeat("{{/* */}}", maxTemplate), "", "template is longer than 64 KiB"},
+			"", "must not be doubled"},
+		{"escaper growth", `{{$a := .Digest}}` + strings.Repeat(`{{$a = js (print $a $a)}}`, 40), "", "must not be doubled"},
+		{"doubling within the parse rules", `{{$a := "` + strings.Repeat("x", 100) + `"}}` + strings.Repeat(`{{$a = printf "%s%s" $a $a}}`, 8) + `{{$a}}`,
+			"", "rendered query is longer than 16 KiB"},
+		{"printing too much", `{{$a := printf "%s%s%s%s" .Digest .Digest .Digest .Digest}}` + strings.Repeat(`{{$a}}`, 300),
+			"", "rendered query is longer than 16 KiB"},
+		{"argument index reuse", `{{printf "` + strings.Repeat("%[1]s", 2000) + `" .Digest}}`, "", "must not be doubled"},
+		{"format not quoted", `{{printf .Digest}}`, "", "printf's format must be a quoted string"},
+		{"template too long", strings.Repeat("{{/* */}}", maxTemplate), "", "query template is longer than 64 KiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,10 +106,10 @@ func FuzzRenderQuery(f *testing.F) {
 	f.Add(`{{range 100000000000}}x{{end}}`, "x")
 	f.Add(`{{$a := .Track}}{{$a = printf "%s%s" $a $a}}{{$a}}`, "ab")
 	f.Add(`{{printf "%064d" 1}}{{html .}}{{urlquery .Track}}`, "a&b")
-	f.Fuzz(func(t *testing.T, tmpl, track string) {
+	f.Fuzz(func(t *testing.T, text, track string) {
 		v := vars
 		v.Track = track
-		out, err := RenderQuery(tmpl, v)
+		out, err := RenderQuery(text, v)
 		if len(out) > maxRendered {
 			t.Fatalf("output of %d bytes", len(out))
 		}
@@ -111,7 +119,8 @@ func FuzzRenderQuery(f *testing.F) {
 		if err != nil && out != "" {
 			t.Fatalf("output %q with error %v", out, err)
 		}
-		if errors.Is(err, errTooLong) && err != errTooLong {
+		var le *tmpl.LimitError
+		if errors.As(err, &le) && err != error(le) {
 			t.Fatalf("the length error is returned plainly, got %v", err)
 		}
 	})

@@ -1,13 +1,14 @@
 package gitops
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
 // DefaultMessageTemplate is used when a Request has none.
@@ -36,25 +37,33 @@ type MessageData struct {
 
 var trailerKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
 
+// maxMessage bounds the rendered commit message template, before the trailers: a subject and a body of a few
+// paragraphs. Templates are written by tenants and rendered by the shared controller.
+const maxMessage = 8 << 10
+
+// messageTemplate bounds commit message templates (see package tmpl): text of at most tmpl.DefaultMaxText, no
+// range, template, define or block, and a rendered message of at most maxMessage bytes.
+var messageTemplate = tmpl.Options{What: "commit message", MaxOutput: maxMessage}
+
 func parseTemplate(text string) (*template.Template, error) {
 	if text == "" {
 		text = DefaultMessageTemplate
 	}
-	t, err := template.New("message").Option("missingkey=error").Parse(text)
+	t, err := tmpl.Parse("message", text, messageTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("parsing message template: %w", err)
 	}
 	return t, nil
 }
 
-// message renders the template and appends the trailers. A template that fails to render, renders to nothing,
-// or a trailer that would span lines is an error: nothing gets committed.
+// message renders the template and appends the trailers. A template that fails to render, renders more than
+// maxMessage bytes or nothing, or a trailer that would span lines is an error: nothing gets committed.
 func message(t *template.Template, d MessageData, extra map[string]string) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
+	out, err := tmpl.Execute(t, d, messageTemplate)
+	if err != nil {
 		return "", fmt.Errorf("rendering message template: %w", err)
 	}
-	body := strings.TrimSpace(b.String())
+	body := strings.TrimSpace(out)
 	if body == "" {
 		return "", errors.New("rendering message template: the message is empty")
 	}

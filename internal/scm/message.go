@@ -3,7 +3,8 @@ package scm
 import (
 	"fmt"
 	"strings"
-	"text/template"
+
+	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
 // DefaultTitleTemplate is used when a PullRequestSpec has no TitleTemplate.
@@ -11,6 +12,11 @@ const DefaultTitleTemplate = "Promote {{.Promotion}} to {{.Stage}} ({{.ShortDige
 
 // maxTitleLength is GitLab's limit, the smallest of the three forges.
 const maxTitleLength = 255
+
+// titleTemplate bounds title templates (see package tmpl): text of at most tmpl.DefaultMaxText, no range,
+// template, define or block, and rendering stops at 256 bytes, room for the longest title and a trailing
+// newline, which a YAML block scalar adds.
+var titleTemplate = tmpl.Options{What: "title", MaxOutput: maxTitleLength + 1}
 
 // Change describes the promotion a pull request asks a person to approve. The title template sees
 // these fields (and ShortDigest); the body states all of them.
@@ -49,21 +55,22 @@ func (c Change) validate() error {
 	return nil
 }
 
-// RenderTitle executes a title template over change. Any failure — a parse error, a missing field,
-// an empty or multi-line result — is an *InputError, so nothing is opened with a broken title.
-func RenderTitle(tmpl string, change Change) (string, error) {
-	if tmpl == "" {
-		tmpl = DefaultTitleTemplate
+// RenderTitle executes a title template over change, bounded by package tmpl. Any failure — a parse error, a
+// construct tmpl refuses, a missing field, an empty, multi-line or too long result — is an *InputError, so
+// nothing is opened with a broken title.
+func RenderTitle(text string, change Change) (string, error) {
+	if text == "" {
+		text = DefaultTitleTemplate
 	}
-	t, err := template.New("title").Option("missingkey=error").Parse(tmpl)
+	t, err := tmpl.Parse("title", text, titleTemplate)
 	if err != nil {
 		return "", inputErr("title template", "%v", err)
 	}
-	var b strings.Builder
-	if err := t.Execute(&b, change); err != nil {
+	out, err := tmpl.Execute(t, change, titleTemplate)
+	if err != nil {
 		return "", inputErr("title template", "%v", err)
 	}
-	title := strings.TrimSpace(b.String())
+	title := strings.TrimSpace(out)
 	switch {
 	case title == "":
 		return "", inputErr("title template", "renders an empty title")

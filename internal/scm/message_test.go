@@ -128,3 +128,35 @@ func TestSpecRenderRejects(t *testing.T) {
 		t.Fatal("head equal to base was accepted")
 	}
 }
+
+// Title template bombs are refused when parsed; a title template that follows the rules stops at 256 bytes.
+func TestRenderTitleIsBounded(t *testing.T) {
+	long := testChange()
+	long.Source = strings.Repeat("s", 10<<10)
+	for name, c := range map[string]struct {
+		tmpl   string
+		change Change
+		want   string
+	}{
+		"range":           {`{{range 100000000000}}x{{end}}`, testChange(), "range is not allowed"},
+		"define":          {`{{define "t"}}{{template "t"}}{{end}}{{template "t"}}`, testChange(), "define and block are not allowed"},
+		"printf width":    {`{{printf "%0999999d" (printf "%0999999d" 0)}}`, testChange(), "widths and precisions over 64"},
+		"doubling":        {`{{$a := .Stage}}` + strings.Repeat(`{{$a = printf "%s%s" $a $a}}`, 40) + `{{$a}}`, testChange(), "must not be doubled"},
+		"printf of long":  {`{{printf "%s" .Source}}`, long, "rendered title is longer than 256 bytes"},
+		"long field":      {`{{.Source}}`, long, "rendered title is longer than 256 bytes"},
+		"padding":         {strings.Repeat(`{{printf "%64s" .Stage}}`, 5), testChange(), "rendered title is longer than 256 bytes"},
+		"over the forges": {strings.Repeat("x", 256), testChange(), "renders 256 bytes, more than 255"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			title, err := RenderTitle(c.tmpl, c.change)
+			var ie *InputError
+			if title != "" || !errors.As(err, &ie) || ie.Field != "title template" || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("RenderTitle = %q, %v; want an InputError on the title template containing %q", title, err, c.want)
+			}
+		})
+	}
+	// The longest title, with the newline a YAML block scalar adds.
+	if title, err := RenderTitle(strings.Repeat("x", maxTitleLength)+"\n", testChange()); err != nil || len(title) != maxTitleLength {
+		t.Fatalf("RenderTitle = %d bytes, %v", len(title), err)
+	}
+}
