@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -118,5 +119,27 @@ func TestPassedRunIsTrimmedAtPromotion(t *testing.T) {
 	}
 	if len(failed.Measurements) != 100 {
 		t.Errorf("failed run kept %d readings, want all 100", len(failed.Measurements))
+	}
+}
+
+// TestPullRequestBranchesAreTenantsOwn: two tenants' Promotions of the same name open pull requests from different
+// branches, and a long namespace and name still make a valid branch.
+func TestPullRequestBranchesAreTenantsOwn(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("c", 64)
+	promotion := func(ns, name string) *ferryv1.Promotion {
+		return &ferryv1.Promotion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	}
+	a, errA := pullRequestBranch(promotion("team-a", "shop"), "prod", digest)
+	b, errB := pullRequestBranch(promotion("team-b", "shop"), "prod", digest)
+	if errA != nil || errB != nil || a == b {
+		t.Fatalf("branches %q (%v) and %q (%v), want two valid, different names", a, errA, b, errB)
+	}
+	long, err := pullRequestBranch(promotion(strings.Repeat("n", 63), strings.Repeat("p", 200)), "prod", digest)
+	if err != nil {
+		t.Fatalf("long names: %v", err)
+	}
+	other, _ := pullRequestBranch(promotion(strings.Repeat("n", 63), strings.Repeat("p", 199)+"q"), "prod", digest)
+	if long == other {
+		t.Errorf("two long names cut to the same branch %q", long)
 	}
 }

@@ -98,7 +98,7 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	if err != nil {
 		return false, err
 	}
-	branch, err := scm.BranchName(s.p.Name, st.Name, st.InFlightDigest)
+	branch, err := pullRequestBranch(s.p, st.Name, st.InFlightDigest)
 	if err != nil {
 		return false, stalling(ReasonInvalidSpec, "metadata.name", "%v", err)
 	}
@@ -229,4 +229,11 @@ func shortSHA(sha string) string {
 		return sha[:12]
 	}
 	return sha
+}
+
+// pullRequestBranch names the head branch of the pull request that promotes digest into stage. The namespace is
+// part of it: two tenants' Promotions of the same name must never share a pull request. Namespaces hold no dot,
+// so "<namespace>.<name>" reads back one way only; a long one is cut with a hash, as owner labels are.
+func pullRequestBranch(p *ferryv1.Promotion, stage, digest string) (string, error) {
+	return scm.BranchName(ownerLabel(p.Namespace+"."+p.Name), stage, digest)
 }

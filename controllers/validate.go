@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"text/template"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +17,7 @@ import (
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/netaddr"
+	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
 // Condition and event reasons for bad input.
@@ -142,8 +142,10 @@ func parseTemplate(text string) error {
 	if text == "" {
 		return nil
 	}
-	if _, err := template.New("").Option("missingkey=error").Parse(text); err != nil {
-		return fmt.Errorf("template does not parse: %w", err)
+	// tmpl refuses what its renderers would: range, template, define, block, unbounded string building and
+	// text over its size bound, so a template bomb stalls here, naming the field, before anything is rendered.
+	if _, err := tmpl.Parse("template", text, tmpl.Options{}); err != nil {
+		return fmt.Errorf("template is not accepted: %w", err)
 	}
 	return nil
 }
