@@ -13,6 +13,7 @@ import (
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/scm"
+	"github.com/ferrycd/ferry/internal/signature"
 )
 
 // writeStage pins the in-flight digest in the stage's Git path: a direct commit for automatic stages and for
@@ -22,6 +23,11 @@ func (r *PromotionReconciler) writeStage(ctx context.Context, s *scope, i int) (
 	st := s.stage(i)
 	stage := &s.p.Spec.Stages[i]
 	rollback := st.Phase == ferryv1.PhaseRollingBack
+	if rollback {
+		if refused, err := r.checkRollbackTarget(ctx, s, i); err != nil || refused {
+			return refused, err
+		}
+	}
 	req := s.pinRequest(i, rollback)
 	if stage.Approval.Mode == ferryv1.ApprovalPullRequest && !rollback {
 		return r.openPullRequest(ctx, s, i, req)
@@ -236,4 +242,28 @@ func shortSHA(sha string) string {
 // so "<namespace>.<name>" reads back one way only; a long one is cut with a hash, as owner labels are.
 func pullRequestBranch(p *ferryv1.Promotion, stage, digest string) (string, error) {
 	return scm.BranchName(ownerLabel(p.Namespace+"."+p.Name), stage, digest)
+}
+
+// ReasonRollbackRefused: the digest a rollback would return to does not pass verification any more.
+const ReasonRollbackRefused = "RollbackRefused"
+
+// checkRollbackTarget verifies the digest a rollback returns to, in the stage's registry, with the policy as it is
+// now: a digest signed by a key revoked since it ran must not go back to Git and the cluster. A target that fails
+// ends the rollback as Failed — nothing is committed — and the stage waits for a person. It reports whether it
+// refused the target.
+func (r *PromotionReconciler) checkRollbackTarget(ctx context.Context, s *scope, i int) (bool, error) {
+	st := s.stage(i)
+	ref := s.p.Spec.Stages[i].Registry.Repository + "@" + st.InFlightDigest
+	_, err := verifyAt(ctx, s.in.stages[i], ref, s.in.policy)
+	if err == nil {
+		return false, nil
+	}
+	if signature.KindOf(err) == "" {
+		return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying the rollback target %s: %w", ref, err))
+	}
+	reason := fmt.Sprintf("rollback to %s refused: it does not verify with the current policy (%v); nothing was committed, a person must choose the digest", st.InFlightDigest, err)
+	r.event(s.p, corev1.EventTypeWarning, ReasonRollbackRefused, "stage %s: %s", st.Name, reason)
+	st.Hold = nil
+	r.finishDigest(s, i, ferryv1.OutcomeFailed, reason)
+	return true, nil
 }

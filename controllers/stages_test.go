@@ -17,6 +17,7 @@ import (
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/signature/signaturetest"
 	"github.com/ferrycd/ferry/internal/sync"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
@@ -327,5 +328,41 @@ func TestSourceOutageDoesNotStopARollback(t *testing.T) {
 	f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
 	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v1) {
 		t.Errorf("dev runs %s after the rollback", img)
+	}
+}
+
+// TestRollbackToADigestThatNoLongerVerifiesIsRefused: once the release key is replaced (the old one revoked), a
+// rollback to a digest signed only by the old key is refused — nothing is committed — and the stage says why.
+func TestRollbackToADigestThatNoLongerVerifiesIsRefused(t *testing.T) {
+	f := newStagesFixture(t)
+	p, v1 := f.devRunning(t)
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
+	commits := len(f.git.Log("acme/deploy"))
+
+	var key corev1.Secret
+	ctx := context.Background()
+	if err := f.e.Client.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "cosign"}, &key); err != nil {
+		t.Fatal(err)
+	}
+	key.Data["cosign.pub"] = signaturetest.NewKeySigner(t).PublicKeyPEM // the old key is revoked
+	if err := f.e.Client.Update(ctx, &key); err != nil {
+		t.Fatal(err)
+	}
+	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.RollbackAnnotation, "dev="+v1)
+	var got *ferryv1.Promotion
+	eventually(t, "the rollback to be refused", func() (bool, string) {
+		got = getPromotion(t, f.e.Client, f.ns, p.Name)
+		st := got.Status.Stages[0]
+		return st.Phase == ferryv1.PhaseFailed && strings.Contains(st.Message, "refused"), string(st.Phase) + ": " + st.Message
+	})
+	if n := len(f.git.Log("acme/deploy")); n != commits {
+		t.Errorf("%d commits after a refused rollback, want none", n-commits)
+	}
+	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v2) {
+		t.Errorf("dev runs %s, want %s still", img, v2)
+	}
+	if !hasEvent(t, f.e.Client, f.ns, p.Name, corev1.EventTypeWarning, ReasonRollbackRefused) {
+		t.Error("no RollbackRefused event")
 	}
 }
