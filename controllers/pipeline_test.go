@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/gitops"
@@ -195,6 +200,51 @@ func TestUnreachableRegistryIsNamedInReady(t *testing.T) {
 		return ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == ReasonRegistryUnavailable &&
 			strings.Contains(ready.Message, "127.0.0.1:1"), conditionState(got, ferryv1.ConditionReady)
 	})
+}
+
+// TestBlackHoleRegistryCostsOneTimeout: a source registry that accepts connections and never answers holds a
+// reconcile only until its deadline; the reconcile then ends with an error (retried with backoff) and the status
+// is still written.
+func TestBlackHoleRegistryCostsOneTimeout(t *testing.T) {
+	e := testenv.Need(t, env)
+	f := newPipelineFixture(t, e)
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() { // accept and never answer
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	p := f.promotion()
+	p.Spec.Source.Image = hole.Addr().String() + "/acme/shop"
+	ctx := ctrl.LoggerInto(context.Background(), ctrl.Log)
+	if err := e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	r := &PromotionReconciler{Client: e.Client, APIReader: e.Client, Recorder: events.NewFakeRecorder(100),
+		Engines: Engines{Git: newGitEngine(t)}, ReconcileTimeout: time.Second}
+	start := time.Now()
+	_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: f.ns, Name: p.Name}})
+	if took := time.Since(start); err == nil || took > 15*time.Second {
+		t.Fatalf("reconcile against a black hole took %s and returned %v; want an error after about its 1 s deadline", took, err)
+	}
+	got := getPromotion(t, e.Client, f.ns, p.Name)
+	if ready := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady); ready == nil || ready.Status != metav1.ConditionFalse {
+		t.Errorf("status not written after the deadline: %s", conditionState(got, ferryv1.ConditionReady))
+	}
 }
 
 // deploymentYAML is the stage's workload as a platform team writes it.

@@ -53,6 +53,9 @@ type PromotionReconciler struct {
 	// Concurrency is how many Promotions are reconciled at once (1 when zero). One Promotion is never
 	// reconciled twice at the same time; the engines are safe for concurrent use by different Promotions.
 	Concurrency int
+	// ReconcileTimeout bounds one reconcile (defaultReconcileTimeout when zero): a peer that never answers costs
+	// one timeout, then the reconcile is retried, rather than holding a worker for ever.
+	ReconcileTimeout time.Duration
 
 	// pushes carries registry notifications (see Pushed).
 	pushes signals
@@ -91,6 +94,10 @@ type step func(context.Context, *scope) error
 // A suspended Promotion is only validated.
 func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
+	// The status is still written when the reconcile's time is up, with a little time of its own.
+	statusCtx := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, r.reconcileTimeout())
+	defer cancel()
 	var p ferryv1.Promotion
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -109,7 +116,9 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if outcome == nil {
 			outcome = s.waiting
 		}
-		if err := r.patchStatus(ctx, s, outcome); err != nil && retErr == nil {
+		patchCtx, cancel := context.WithTimeout(statusCtx, statusPatchTimeout)
+		defer cancel()
+		if err := r.patchStatus(patchCtx, s, outcome); err != nil && retErr == nil {
 			retErr = err
 		}
 	}()
@@ -165,6 +174,19 @@ func (r *PromotionReconciler) forget(key types.NamespacedName) {
 		}
 		return true
 	})
+}
+
+// Deadlines of a reconcile.
+const (
+	defaultReconcileTimeout = 3 * time.Minute
+	statusPatchTimeout      = 30 * time.Second
+)
+
+func (r *PromotionReconciler) reconcileTimeout() time.Duration {
+	if r.ReconcileTimeout > 0 {
+		return r.ReconcileTimeout
+	}
+	return defaultReconcileTimeout
 }
 
 func (r *PromotionReconciler) now() time.Time {

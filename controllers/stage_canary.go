@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -345,9 +346,14 @@ func (r *PromotionReconciler) stageClient(t SyncTarget) (client.Client, error) {
 	return c, nil
 }
 
-// clusterKey names a cluster and the identity Ferry has there; a hash, so that no credential is kept in it.
+// clusterKey names a cluster, the identity Ferry has there and how it trusts it — every field that changes who
+// Ferry is or whom it talks to, so that two tenants' kubeconfigs never share a client; a hash, so that no
+// credential is kept in it.
 func clusterKey(cfg *rest.Config) string {
-	return configKey(cfg.Host, cfg.Username, cfg.BearerToken, string(cfg.CertData))
+	return configKey(cfg.Host, cfg.APIPath, cfg.Username, cfg.Password, cfg.BearerToken, cfg.BearerTokenFile,
+		cfg.Impersonate.UserName, strings.Join(cfg.Impersonate.Groups, ","), cfg.TLSClientConfig.ServerName,
+		strconv.FormatBool(cfg.TLSClientConfig.Insecure), string(cfg.TLSClientConfig.CertData),
+		string(cfg.TLSClientConfig.KeyData), string(cfg.TLSClientConfig.CAData))
 }
 
 // configKey hashes the parts of a connection's configuration into a key that holds no credential.

@@ -46,7 +46,29 @@ func ConfigFromKubeconfig(data []byte) (*rest.Config, error) {
 	return restCfg, nil
 }
 
+// KubeconfigPolicy says what a kubeconfig from a tenant's Secret may ask for beyond inline credentials. The
+// zero value, which Ferry runs with unless its operator says otherwise, refuses both.
+type KubeconfigPolicy struct {
+	// AllowInsecureTLS accepts insecure-skip-tls-verify: the remote API server's certificate is not checked.
+	AllowInsecureTLS bool
+	// AllowProxy accepts proxy-url: requests to the remote API server go through a proxy the tenant names.
+	AllowProxy bool
+}
+
+// kubeconfigPolicy is the policy in force; set it once at start-up with SetKubeconfigPolicy.
+var kubeconfigPolicy KubeconfigPolicy
+
+// SetKubeconfigPolicy sets what tenants' kubeconfigs may ask for, for the whole process: call it once, from the
+// controller's flags, before anything is reconciled.
+func SetKubeconfigPolicy(p KubeconfigPolicy) { kubeconfigPolicy = p }
+
 func checkCluster(name string, c *clientcmdapi.Cluster) error {
+	if c.InsecureSkipTLSVerify && !kubeconfigPolicy.AllowInsecureTLS {
+		return fmt.Errorf("kubeconfig: cluster %q: insecure-skip-tls-verify is not allowed (the operator may allow it with --allow-insecure-kubeconfig); add certificate-authority-data", name)
+	}
+	if c.ProxyURL != "" && !kubeconfigPolicy.AllowProxy {
+		return fmt.Errorf("kubeconfig: cluster %q: proxy-url is not allowed (the operator may allow it with --allow-kubeconfig-proxy)", name)
+	}
 	if c.CertificateAuthority != "" {
 		return fmt.Errorf("kubeconfig: cluster %q: certificate-authority names a file; inline it as certificate-authority-data", name)
 	}

@@ -58,8 +58,12 @@ users:
 		"token file":    {kubeconfig("https://k.example.com", "    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n"), "tokenFile names a file"},
 		"cert file":     {kubeconfig("https://k.example.com", "    client-certificate: /etc/cert.pem\n"), "client-certificate and client-key name files"},
 		"plain http":    {kubeconfig("http://k.example.com", "    token: "+secret+"\n"), "plain http is allowed only on loopback"},
-		"no context":    {strings.Replace(kubeconfig("https://k.example.com", "    token: x\n"), "current-context: c", "current-context: nope", 1), `current context "nope" is not defined`},
-		"garbage":       {"{{{ " + secret, "not a valid kubeconfig"},
+		"skip TLS verify": {strings.Replace(kubeconfig("https://k.example.com", "    token: "+secret+"\n"), `cluster: {server:`, `cluster: {insecure-skip-tls-verify: true, server:`, 1),
+			"insecure-skip-tls-verify is not allowed"},
+		"proxy": {strings.Replace(kubeconfig("https://k.example.com", "    token: "+secret+"\n"), `cluster: {server:`, `cluster: {proxy-url: "http://proxy.example.com:3128", server:`, 1),
+			"proxy-url is not allowed"},
+		"no context": {strings.Replace(kubeconfig("https://k.example.com", "    token: x\n"), "current-context: c", "current-context: nope", 1), `current context "nope" is not defined`},
+		"garbage":    {"{{{ " + secret, "not a valid kubeconfig"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -79,4 +83,45 @@ users:
 	if cfg.BearerToken != "" {
 		t.Fatal("client-go was expected to withhold credentials from a plain-http server")
 	}
+}
+
+// TestKubeconfigPolicyLetsTheOperatorAllow: what is refused by default is accepted once the operator allows it.
+func TestKubeconfigPolicyLetsTheOperatorAllow(t *testing.T) {
+	data := []byte(`apiVersion: v1
+kind: Config
+current-context: c
+contexts: [{name: c, context: {cluster: k, user: u}}]
+clusters: [{name: k, cluster: {server: "https://k.example.com", insecure-skip-tls-verify: true, proxy-url: "http://proxy.example.com:3128"}}]
+users: [{name: u, user: {token: t}}]
+`)
+	if _, err := ConfigFromKubeconfig(data); err == nil {
+		t.Fatal("accepted by default")
+	}
+	SetKubeconfigPolicy(KubeconfigPolicy{AllowInsecureTLS: true, AllowProxy: true})
+	defer SetKubeconfigPolicy(KubeconfigPolicy{})
+	cfg, err := ConfigFromKubeconfig(data)
+	if err != nil || !cfg.Insecure || cfg.Proxy == nil {
+		t.Fatalf("with the operator's leave: %v (insecure %v)", err, cfg != nil && cfg.Insecure)
+	}
+}
+
+// FuzzConfigFromKubeconfig: whatever a tenant puts in the Secret, parsing never panics, never accepts what runs a
+// program or skips TLS checks, and never quotes the token in an error.
+func FuzzConfigFromKubeconfig(f *testing.F) {
+	f.Add([]byte("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n" +
+		"clusters: [{name: k, cluster: {server: \"https://k.example.com\"}}]\nusers: [{name: u, user: {token: fuzz-token-9}}]\n"))
+	f.Add([]byte("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n" +
+		"clusters: [{name: k, cluster: {server: \"https://k\", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {exec: {command: sh}}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ConfigFromKubeconfig(data)
+		if err != nil {
+			if strings.Contains(err.Error(), "fuzz-token-9") {
+				t.Fatalf("error quotes the token: %v", err)
+			}
+			return
+		}
+		if cfg.ExecProvider != nil || cfg.AuthProvider != nil || cfg.Insecure || cfg.Proxy != nil || cfg.BearerTokenFile != "" {
+			t.Fatalf("accepted a kubeconfig that runs a program, reads a file or skips TLS: %+v", cfg)
+		}
+	})
 }
