@@ -53,6 +53,11 @@ type PromotionReconciler struct {
 	// Concurrency is how many Promotions are reconciled at once (1 when zero). One Promotion is never
 	// reconciled twice at the same time; the engines are safe for concurrent use by different Promotions.
 	Concurrency int
+	// DefaultServiceAccount is impersonated, in the Promotion's namespace, for Promotions that name no
+	// spec.serviceAccountName; empty keeps the controller's own identity for them.
+	DefaultServiceAccount string
+	// NoCrossNamespaceSync refuses stages that sync into a namespace other than their Promotion's own.
+	NoCrossNamespaceSync bool
 	// ReconcileTimeout bounds one reconcile (defaultReconcileTimeout when zero): a peer that never answers costs
 	// one timeout, then the reconcile is retried, rather than holding a worker for ever.
 	ReconcileTimeout time.Duration
@@ -85,6 +90,7 @@ type PromotionReconciler struct {
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
 
 // step is one step of the pipeline; the first error ends the reconcile.
 type step func(context.Context, *scope) error

@@ -191,7 +191,7 @@ func (r *PromotionReconciler) ensureCopies(ctx context.Context, s *scope, i int)
 		}
 		status, err := engine.Ensure(ctx, req)
 		if err != nil {
-			return canary.Status{}, fmt.Errorf("stage %s: canary copies: %w", st.Name, err)
+			return canary.Status{}, r.clusterError(s, i, fmt.Errorf("stage %s: canary copies: %w", st.Name, err))
 		}
 		all = mergeStatus(all, status)
 	}

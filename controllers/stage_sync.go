@@ -8,6 +8,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/lru"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -43,9 +45,27 @@ func (r *PromotionReconciler) withCheckout(ctx context.Context, s *scope, i int,
 		return gitError(i, err)
 	}
 	if err := fn(files); err != nil {
-		return fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err)
+		return r.clusterError(s, i, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err))
 	}
 	return nil
+}
+
+// ReasonForbidden: the identity a Promotion acts with may not do what its spec asks in a stage's cluster.
+const ReasonForbidden = "Forbidden"
+
+// clusterError names the field at fault when the stage's cluster refuses the Promotion's identity — the tenant's
+// ServiceAccount may not write where its stage points — and retries it with backoff, so that a RoleBinding added
+// later is picked up without a change to the spec.
+func (r *PromotionReconciler) clusterError(s *scope, i int, err error) error {
+	if !apierrors.IsForbidden(err) {
+		return err
+	}
+	who := "Ferry's own identity"
+	if sa := r.serviceAccount(s.p); sa != "" && s.p.Spec.Stages[i].Sync.KubeconfigSecretRef == nil {
+		who = "service account " + s.p.Namespace + "/" + sa
+	}
+	return retrying(ReasonForbidden, fmt.Errorf("spec.stages[%d].sync.namespace: %s may not do this in namespace %q: %w",
+		i, who, s.p.Spec.Stages[i].Sync.Namespace, err))
 }
 
 // health assesses stage i as pinned at its last commit, and records drift.
@@ -59,6 +79,9 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 		return Health{}, err
 	}
 	h, err := r.Engines.Sync.Health(ctx, target, objects, s.p.Spec.Stages[i].Registry.Repository+"@"+digest)
+	if apierrors.IsForbidden(err) {
+		return Health{}, r.clusterError(s, i, err)
+	}
 	if err != nil {
 		return Health{}, retrying(ReasonClusterUnavailable, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err))
 	}
@@ -116,6 +139,13 @@ func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 	}
 	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
 		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage)}
+	if r.NoCrossNamespaceSync && stage.Sync.Namespace != s.p.Namespace {
+		return t, stalling(ReasonNotSupported, fmt.Sprintf("spec.stages[%d].sync.namespace", i),
+			"%q is not the Promotion's namespace %q, and this controller refuses cross-namespace syncs", stage.Sync.Namespace, s.p.Namespace)
+	}
+	if sa := r.serviceAccount(s.p); sa != "" && stage.Sync.KubeconfigSecretRef == nil {
+		t.Config = impersonating(r.LocalConfig, s.p.Namespace, sa)
+	}
 	if kc := stage.Sync.KubeconfigSecretRef; kc != nil {
 		field := fmt.Sprintf("spec.stages[%d].sync.kubeconfigSecretRef", i)
 		// Only inline credentials: exec plugins and file paths in a kubeconfig from a Secret are refused.
@@ -217,4 +247,21 @@ func (r *PromotionReconciler) promoted(s *scope, i int) bool {
 	r.event(s.p, corev1.EventTypeNormal, ReasonPromoted, "stage %s: promoted %s", st.Name, st.Digest)
 	r.finishDigest(s, i, ferryv1.OutcomePromoted, "healthy and soaked")
 	return true
+}
+
+// serviceAccount is the identity a Promotion acts with in the local cluster: its own spec.serviceAccountName, else
+// the controller's default, else none (the controller's own).
+func (r *PromotionReconciler) serviceAccount(p *ferryv1.Promotion) string {
+	if p.Spec.ServiceAccountName != "" {
+		return p.Spec.ServiceAccountName
+	}
+	return r.DefaultServiceAccount
+}
+
+// impersonating is cfg acting as the ServiceAccount name of namespace, as Flux does for a tenant's objects: the
+// API server checks what the tenant may do, not what Ferry may do.
+func impersonating(cfg *rest.Config, namespace, name string) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + name}
+	return c
 }

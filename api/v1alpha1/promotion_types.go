@@ -71,6 +71,15 @@ type PromotionSpec struct {
 	// Suspend stops Ferry from starting new promotions for this Promotion. Steps already under way finish.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// ServiceAccountName is a ServiceAccount of the Promotion's namespace that Ferry impersonates for everything
+	// it reads and applies in the cluster it runs in (stages without a kubeconfig): a Promotion can only touch what
+	// its own identity may touch. Without it, the controller's --default-service-account is used; with neither,
+	// Ferry applies with its own identity.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // LocalObjectReference names an object in the Promotion's namespace.
