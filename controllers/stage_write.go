@@ -127,7 +127,7 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 		return false, forgeError(i, err)
 	}
 	st.PullRequest = &ferryv1.PullRequestStatus{Number: int64(opened.Number), URL: opened.URL, Branch: branch,
-		Digest: st.InFlightDigest, OpenedAt: &s.now}
+		Digest: st.InFlightDigest, OpenedAt: &s.now, HeadSHA: res.CommitSHA}
 	r.event(s.p, corev1.EventTypeNormal, ReasonPullRequest, "stage %s: pull request %s awaits approval for %s", st.Name, opened.URL, st.InFlightDigest)
 	s.setPhase(i, ferryv1.PhaseAwaitingApproval, "Waiting for pull request %s to be merged (approve) or closed (reject).", opened.URL)
 	return true, nil
@@ -149,6 +149,12 @@ func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int
 		r.metrics().ObservePullRequestWait(s.metricsStage(i), s.since(st.PullRequest.OpenedAt))
 	}
 	switch {
+	case pr.Approved() && !mergedWhatFerryPushed(st.PullRequest, pr):
+		r.event(s.p, corev1.EventTypeWarning, ReasonRejected, "stage %s: %s was merged with head %s, not the commit %s Ferry pushed; not synced",
+			st.Name, pr.URL, shortSHA(pr.HeadSHA), shortSHA(st.PullRequest.HeadSHA))
+		r.failDigest(s, i, fmt.Sprintf("pull request %s was merged with head %s, but Ferry pushed %s: someone changed the branch after Ferry, so the merge is not synced; a person must check the branch",
+			pr.URL, shortSHA(pr.HeadSHA), shortSHA(st.PullRequest.HeadSHA)))
+		return true, nil
 	case pr.Approved():
 		st.LastCommit, st.PullRequest.Approver = pr.MergeCommitSHA, pr.MergedBy
 		r.event(s.p, corev1.EventTypeNormal, ReasonApproved, "stage %s: %s merged %s (%s)", st.Name, pr.MergedBy, pr.URL, st.InFlightDigest)
@@ -266,4 +272,10 @@ func (r *PromotionReconciler) checkRollbackTarget(ctx context.Context, s *scope,
 	st.Hold = nil
 	r.finishDigest(s, i, ferryv1.OutcomeFailed, reason)
 	return true, nil
+}
+
+// mergedWhatFerryPushed reports whether a merged pull request's head is the commit Ferry pushed to its branch. A
+// pull request opened before Ferry recorded its head (an older version) is taken as it is.
+func mergedWhatFerryPushed(recorded *ferryv1.PullRequestStatus, pr scm.PullRequest) bool {
+	return recorded.HeadSHA == "" || pr.HeadSHA == "" || pr.HeadSHA == recorded.HeadSHA
 }

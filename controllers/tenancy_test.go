@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/scm"
 )
 
 // grantSync lets the ServiceAccount sa of namespace saNS manage the kinds a stage applies in namespace ns, as a
@@ -87,5 +90,101 @@ func TestNoCrossNamespaceSync(t *testing.T) {
 	_, err := r.syncTarget(s, 1)
 	if stall, ok := asStalling(err); !ok || stall.Field != "spec.stages[1].sync.namespace" {
 		t.Errorf("kube-system: %v, want a stall on spec.stages[1].sync.namespace", err)
+	}
+}
+
+// fakeForge is a forge that opens and reports pull requests the test merges itself on the Git server.
+type fakeForge struct {
+	mu  sync.Mutex
+	prs map[string]*scm.PullRequest // by head branch
+}
+
+func (f *fakeForge) Name() string { return "gitea" }
+
+func (f *fakeForge) EnsurePullRequest(_ context.Context, spec scm.PullRequestSpec) (scm.PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pr, ok := f.prs[spec.Head]; ok {
+		return *pr, nil
+	}
+	pr := &scm.PullRequest{Number: len(f.prs) + 1, URL: fmt.Sprintf("http://forge.test/pulls/%d", len(f.prs)+1),
+		State: scm.StateOpen, HeadBranch: spec.Head, BaseBranch: spec.Base}
+	f.prs[spec.Head] = pr
+	return *pr, nil
+}
+
+func (f *fakeForge) GetPullRequest(_ context.Context, _ string, number int) (scm.PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, pr := range f.prs {
+		if pr.Number == number {
+			return *pr, nil
+		}
+	}
+	return scm.PullRequest{}, fmt.Errorf("no pull request %d", number)
+}
+
+func (f *fakeForge) FindPullRequest(context.Context, string, string, string) (*scm.PullRequest, error) {
+	return nil, nil
+}
+
+func (f *fakeForge) ClosePullRequest(context.Context, string, int, string) error { return nil }
+
+// merge marks the pull request of branch merged by who, with the head and merge commit the Git server has.
+func (f *fakeForge) merge(branch, head, mergeCommit, who string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pr := f.prs[branch]
+	pr.State, pr.HeadSHA, pr.MergeCommitSHA, pr.MergedBy = scm.StateMerged, head, mergeCommit, who
+}
+
+// TestPullRequestChangedAfterFerryPushedIsNotSynced: someone pushes to the approval branch after Ferry did, and
+// the pull request is merged: the merge is not synced — what was approved is not what Ferry verified and pinned.
+func TestPullRequestChangedAfterFerryPushedIsNotSynced(t *testing.T) {
+	forge := &fakeForge{prs: map[string]*scm.PullRequest{}}
+	f := newStagesFixtureWith(t, func(e *Engines) {
+		e.NewSCM = func(scm.Config) (scm.Provider, error) { return forge, nil }
+	})
+	ctx := context.Background()
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "forge", Namespace: f.ns}, Data: map[string][]byte{"token": []byte("t")}}
+	if err := f.e.Client.Create(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	p := f.promotion()
+	p.Spec.Stages = p.Spec.Stages[:1]
+	p.Spec.Stages[0].Approval = ferryv1.ApprovalSpec{Mode: ferryv1.ApprovalPullRequest, PullRequest: &ferryv1.PullRequestApproval{
+		Provider: ferryv1.ProviderGitea, APIURL: "http://127.0.0.1:1", TokenSecretRef: ferryv1.SecretKeyReference{Name: "forge"}}}
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	if err := f.e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var branch string
+	eventually(t, "the approval pull request", func() (bool, string) {
+		got := getPromotion(t, f.e.Client, f.ns, p.Name)
+		if len(got.Status.Stages) == 0 {
+			return false, "no status yet"
+		}
+		if st := got.Status.Stages[0]; st.PullRequest != nil && st.Phase == ferryv1.PhaseAwaitingApproval {
+			branch = st.PullRequest.Branch
+		}
+		return branch != "", got.Status.Summary
+	})
+	// Someone adds a commit to the branch, then the pull request is merged with it.
+	head := f.git.Commit("acme/deploy", branch, map[string]string{"envs/dev/extra.yaml": "kind: ConfigMap\n"}, "one more thing")
+	merged := f.git.Merge("acme/deploy", "refs/heads/main", "main", branch, "Merge")
+	forge.merge(branch, head, merged, "release-manager")
+	annotate(t, f.e.Client, f.ns, p.Name, "test.ferry.dev/poke", "merged") // rather than wait for the 30 s approval poll
+
+	eventually(t, "the merge to be refused", func() (bool, string) {
+		st := getPromotion(t, f.e.Client, f.ns, p.Name).Status.Stages[0]
+		return st.Phase == ferryv1.PhaseFailed && len(st.History) > 0 && strings.Contains(st.History[0].Reason, "not synced"),
+			string(st.Phase) + ": " + st.Message
+	})
+	var d appsv1.Deployment
+	if err := f.e.Client.Get(ctx, types.NamespacedName{Namespace: f.dev, Name: "shop"}, &d); !apierrors.IsNotFound(err) {
+		t.Errorf("the merge was synced anyway: %v", err)
+	}
+	if h := getPromotion(t, f.e.Client, f.ns, p.Name).Status.Stages[0].History; len(h) == 0 || h[0].Digest != v1 || h[0].Outcome != ferryv1.OutcomeFailed {
+		t.Errorf("history = %+v", h)
 	}
 }

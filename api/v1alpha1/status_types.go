@@ -172,6 +172,11 @@ type PullRequestStatus struct {
 	// +optional
 	Digest string `json:"digest,omitempty"`
 
+	// HeadSHA is the commit Ferry pushed to the branch. A merge whose head is another commit — someone pushed to
+	// the branch after Ferry — is not synced.
+	// +optional
+	HeadSHA string `json:"headSHA,omitempty"`
+
 	// OpenedAt is when Ferry opened the pull request.
 	// +optional
 	OpenedAt *metav1.Time `json:"openedAt,omitempty"`

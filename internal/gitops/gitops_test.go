@@ -204,3 +204,23 @@ func firstKey(e *Engine) string {
 	}
 	return ""
 }
+
+// TestForgedTrailersAreNotAdopted: a commit with Ferry's trailers for a digest whose files pin something else —
+// anyone who can push can write trailers — is not taken for Ferry's pin; the digest is pinned on top of it.
+func TestForgedTrailersAreNotAdopted(t *testing.T) {
+	s, url := seed(t)
+	req := request(url, "qa", digestA)
+	forged := s.Commit("fleet", "main", map[string]string{"envs/qa/kustomization.yaml": strings.Replace(kustomization("v1"),
+		"newTag: v1", "digest: "+digestB, 1)},
+		"Promote\n\n"+TrailerPromotion+": "+req.Promotion+"\n"+TrailerStage+": qa\n"+TrailerDigest+": "+digestA+"\n")
+	res, err := newEngine(t).Pin(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Recognized || !res.Changed || res.CommitSHA == forged {
+		t.Fatalf("result = %+v: the forged commit %s was adopted", res, forged)
+	}
+	if got, _ := s.File("fleet", "main", "envs/qa/kustomization.yaml"); !strings.Contains(got, digestA) || strings.Contains(got, digestB) {
+		t.Errorf("qa pins:\n%s", got)
+	}
+}

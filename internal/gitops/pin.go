@@ -287,8 +287,16 @@ func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing
 		return nil, fmt.Errorf("pinning at %s@%s: %w", req.Branch, tip.String()[:12], err)
 	}
 	if own := e.newestOwn(c, head, req); own != nil {
-		return &prepared{done: true, result: Result{CommitSHA: own.Hash.String(), Recognized: true,
-			Superseded: len(plan.Changes) > 0, PreviousDigest: trailers(own.Message)[TrailerPreviousDigest]}}, nil
+		pinned, err := pinsDigest(own, req)
+		if err != nil {
+			return nil, err
+		}
+		if pinned {
+			return &prepared{done: true, result: Result{CommitSHA: own.Hash.String(), Recognized: true,
+				Superseded: len(plan.Changes) > 0, PreviousDigest: trailers(own.Message)[TrailerPreviousDigest]}}, nil
+		}
+		// Ferry's trailers on a commit whose files do not pin the digest: anyone who can push can write trailers,
+		// so it is not taken for Ferry's pin; the digest is pinned again on the tip.
 	}
 	if len(plan.Changes) == 0 {
 		return &prepared{done: true, result: Result{CommitSHA: tip.String(), PreviousDigest: plan.PreviousDigest}}, nil
@@ -336,6 +344,20 @@ func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.C
 	}
 	return &prepared{tip: head.Hash, commit: commitHash, objects: objs, result: Result{CommitSHA: commitHash.String(),
 		Changed: true, Files: files, PreviousDigest: plan.PreviousDigest}}, nil
+}
+
+// pinsDigest reports whether the commit's own tree already pins the request's digest: re-pinning it changes
+// nothing. Only such a commit is taken for Ferry's earlier pin.
+func pinsDigest(cm *object.Commit, req Request) (bool, error) {
+	tree, err := cm.Tree()
+	if err != nil {
+		return false, fmt.Errorf("reading tree of %s: %w", cm.Hash, err)
+	}
+	plan, err := pin.Apply(treeFS{tree}, req.pinRequest())
+	if err != nil {
+		return false, nil // the path or image is not there at that commit: it pins nothing
+	}
+	return len(plan.Changes) == 0, nil
 }
 
 // newestOwn looks back through recent history for the newest Ferry commit of this promotion and stage; it is
