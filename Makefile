@@ -79,6 +79,8 @@ e2e: test-tools ## Run only the end-to-end tests (the controller as a process on
 	FERRY_KWOK="$$(hack/kwok.sh)" \
 	FERRY_GITEA="$$(hack/gitea.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
+	FERRY_PROMETHEUS="$$(hack/prometheus.sh | sed -n 1p)" \
+	FERRY_PUSHGATEWAY="$$(hack/prometheus.sh | sed -n 2p)" \
 	$(GO) test -race -count=1 -timeout 40m ./e2e/...
 
 .PHONY: bench

@@ -110,6 +110,9 @@ func (h *harness) create(objs ...client.Object) {
 	}
 }
 
+// webhookToken is the registry webhook's token in every controller the tests start.
+const webhookToken = "e2e-webhook-token-0123456789abcdef"
+
 // controllerProcess is one run of ferry-controller.
 type controllerProcess struct {
 	cmd      *exec.Cmd
@@ -161,10 +164,10 @@ func (h *harness) tryStartController(bin, cacheDir string) (*controllerProcess, 
 		return nil, err
 	}
 	p.cmd = exec.Command(bin, "--kubeconfig", h.cluster.Kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address="+p.metrics, "--health-probe-bind-address="+p.probe,
+		"--metrics-bind-address="+p.metrics, "--metrics-secure=false", "--health-probe-bind-address="+p.probe,
 		"--webhook-bind-address=127.0.0.1:"+strconv.Itoa(ports[2]), "--cache-dir", cacheDir)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.Env = append(os.Environ(), "HOME="+h.dir)
+	p.cmd.Env = append(os.Environ(), "HOME="+h.dir, "FERRY_WEBHOOK_TOKEN="+webhookToken)
 	if err := p.cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
@@ -285,7 +288,12 @@ func reconcilePanics(addr string) (float64, error) {
 func (h *harness) notify(repository string) {
 	h.t.Helper()
 	body := fmt.Sprintf(`{"repository":%q}`, repository)
-	resp, err := http.Post(h.ctrl.webhook, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, h.ctrl.webhook, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+webhookToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatalf("notifying the controller: %v", err)
 	}

@@ -1,27 +1,30 @@
 // Command ferry-controller runs Ferry's controller manager: the Promotion reconciler with a Prometheus metrics
-// endpoint, health and readiness probes, and leader election so that only one replica acts at a time.
+// endpoint (HTTPS, authenticated and authorized by the API server), health and readiness probes, the registry
+// webhook (which needs a token or an HMAC secret), and leader election so that only one replica acts at a time.
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -29,21 +32,14 @@ import (
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/metrics"
 	"github.com/ferrycd/ferry/internal/scm"
+	"github.com/ferrycd/ferry/internal/sync"
 	"github.com/ferrycd/ferry/internal/version"
 	"github.com/ferrycd/ferry/internal/webhook"
 )
 
 func main() {
 	var o options
-	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
-	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
-	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address Go's /debug/pprof profiles bind to, for memory and CPU investigations; \"0\" (the default) disables them.")
-	flag.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one controller replica acts at a time.")
-	flag.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
-	flag.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST /registry) binds to; \"0\" disables it.")
-	flag.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the bearer token registry notifications must present (none: no token needed).")
-	flag.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
-	flag.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "ferry"), "Folder for Git workspaces and checkouts; it must belong to this process alone.")
+	bindFlags(flag.CommandLine, &o)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -59,12 +55,65 @@ func main() {
 // options are the controller manager's flags.
 type options struct {
 	metricsAddr, probeAddr, pprofAddr, leaderNamespace, cacheDir string
-	webhookAddr, webhookTokenFile                                string
+	metricsSecure                                                bool
+	metricsCertPath                                              string
+	webhookAddr, webhookTokenFile, webhookHMACSecretFile         string
+	webhookCertPath                                              string
 	leaderElect                                                  bool
 	concurrency                                                  int
+	tenancy                                                      tenancyOptions
+}
+
+// tenancyOptions are what the operator decides for every tenant's Promotions.
+type tenancyOptions struct {
+	defaultServiceAccount                   string
+	noCrossNamespaceSync                    bool
+	allowInsecureKubeconfig, allowKubeProxy bool
+	reconcileTimeout                        time.Duration
+}
+
+func bindTenancyFlags(fs *flag.FlagSet, t *tenancyOptions) {
+	fs.StringVar(&t.defaultServiceAccount, "default-service-account", "", "ServiceAccount, in each Promotion's own namespace, that Ferry impersonates for Promotions without spec.serviceAccountName; empty: Ferry's own identity. Set it to lock a shared controller down.")
+	fs.BoolVar(&t.noCrossNamespaceSync, "no-cross-namespace-sync", false, "Refuse stages that sync into a namespace other than their Promotion's own.")
+	fs.BoolVar(&t.allowInsecureKubeconfig, "allow-insecure-kubeconfig", false, "Accept insecure-skip-tls-verify in kubeconfigs from Promotions' Secrets.")
+	fs.BoolVar(&t.allowKubeProxy, "allow-kubeconfig-proxy", false, "Accept proxy-url in kubeconfigs from Promotions' Secrets.")
+	fs.DurationVar(&t.reconcileTimeout, "reconcile-timeout", 3*time.Minute, "Longest one reconcile of one Promotion may take; a peer that never answers costs this, then the reconcile is retried.")
+}
+
+// Environment variables that may hold the webhook's credentials instead of files. Each is removed from the
+// environment once read, so that no child process inherits it.
+const (
+	envWebhookToken      = "FERRY_WEBHOOK_TOKEN"
+	envWebhookHMACSecret = "FERRY_WEBHOOK_HMAC_SECRET"
+)
+
+func bindFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to callers the API server authenticates (TokenReview) and authorizes to get the non-resource URL /metrics (SubjectAccessReview). --metrics-secure=false serves plain HTTP to anyone, for local demos and tests.")
+	fs.StringVar(&o.metricsCertPath, "metrics-cert-path", "", "Folder holding tls.crt and tls.key for the metrics endpoint, reloaded when they change (a mounted cert-manager Secret); empty: a self-signed certificate made at start.")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address Go's /debug/pprof profiles bind to, for memory and CPU investigations; \"0\" (the default) disables them.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one controller replica acts at a time.")
+	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
+	fs.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST "+webhook.Path+") binds to; \"0\" disables it. It needs --webhook-token-file or --webhook-hmac-secret-file (or $"+envWebhookToken+" or $"+envWebhookHMACSecret+").")
+	fs.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the token registry notifications must present, as \"Authorization: Bearer <token>\" or \"?token=<token>\" (at least 16 bytes; surrounding blanks are ignored). $"+envWebhookToken+" may hold it instead.")
+	fs.StringVar(&o.webhookHMACSecretFile, "webhook-hmac-secret-file", "", "File holding the secret of registries that sign notifications: \""+webhook.SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>\" (at least 16 bytes). $"+envWebhookHMACSecret+" may hold it instead. With a token too, either is accepted.")
+	fs.StringVar(&o.webhookCertPath, "webhook-cert-path", "", "Folder holding tls.crt and tls.key: serve the registry webhook over HTTPS, reloading them when they change; empty: plain HTTP.")
+	fs.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
+	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "ferry"), "Folder for Git workspaces and checkouts; it must belong to this process alone.")
+	bindTenancyFlags(fs, &o.tenancy)
 }
 
 func run(ctx context.Context, o options) error {
+	// Flags that cannot work fail before anything starts.
+	creds, err := loadWebhookCredentials(o)
+	if err != nil {
+		return err
+	}
+	metricsOpts, err := metricsOptions(o)
+	if err != nil {
+		return err
+	}
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ferry-controller", "version", version.Get().String())
 	log.Info("memory", "gcPercent", applyGCDefaults(), "softLimitBytes", applyContainerMemoryLimit(cgroupLimitFiles))
@@ -80,20 +129,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
-		// Managed fields are a large share of every cached object and the reconciler needs them only to name
-		// who set an annotation, which it reads from the API server then.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.probeAddr,
-		PprofBindAddress:        o.pprofAddr,
-		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "ferry-controller.ferry.dev",
-		LeaderElectionNamespace: o.leaderNamespace,
-		// A new leader must not act while the old one may still be acting (Argo Rollouts #2117).
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, metricsOpts))
 	if err != nil {
 		return err
 	}
@@ -113,11 +149,16 @@ func run(ctx context.Context, o options) error {
 		LocalConfig: cfg,
 		Metrics:     recorder,
 		Concurrency: o.concurrency,
+
+		DefaultServiceAccount: o.tenancy.defaultServiceAccount,
+		NoCrossNamespaceSync:  o.tenancy.noCrossNamespaceSync,
+		ReconcileTimeout:      o.tenancy.reconcileTimeout,
 	}
+	sync.SetKubeconfigPolicy(sync.KubeconfigPolicy{AllowInsecureTLS: o.tenancy.allowInsecureKubeconfig, AllowProxy: o.tenancy.allowKubeProxy})
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	if err := addWebhook(mgr, r, o); err != nil {
+	if err := addWebhook(mgr, r.Pushed, o, creds); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -127,6 +168,69 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// managerOptions are the controller manager's options for the flags.
+func managerOptions(o options, scheme *runtime.Scheme, metricsOpts metricsserver.Options) ctrl.Options {
+	return ctrl.Options{
+		Scheme: scheme,
+		// Managed fields are a large share of every cached object and the reconciler needs them only to name
+		// who set an annotation, which it reads from the API server then.
+		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "ferry-controller.ferry.dev",
+		LeaderElectionNamespace: o.leaderNamespace,
+		// A new leader must not act while the old one may still be acting (Argo Rollouts #2117).
+		LeaderElectionReleaseOnCancel: true,
+	}
+}
+
+// metricsOptions serve metrics over HTTPS to callers the API server authorizes (the scraper's service account
+// needs "get" on the non-resource URL /metrics: config/default/metrics_reader_role.yaml), or over plain HTTP to
+// anyone with --metrics-secure=false.
+func metricsOptions(o options) (metricsserver.Options, error) {
+	m := metricsserver.Options{BindAddress: o.metricsAddr}
+	if o.metricsAddr == "0" {
+		return m, nil
+	}
+	if !o.metricsSecure {
+		if o.metricsCertPath != "" {
+			return m, errors.New("--metrics-cert-path needs --metrics-secure=true")
+		}
+		return m, nil
+	}
+	m.SecureServing = true
+	m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	m.TLSOpts = []func(*tls.Config){http1Only}
+	if o.metricsCertPath != "" {
+		if err := certFilesExist("--metrics-cert-path", o.metricsCertPath); err != nil {
+			return m, err
+		}
+		m.CertDir, m.CertName, m.KeyName = o.metricsCertPath, certFile, keyFile
+	}
+	return m, nil
+}
+
+// http1Only keeps HTTP/2 off a TLS server: its stream resets let one connection cost the server much more than
+// it costs the client (CVE-2023-44487, CVE-2023-39325), and a scraper needs nothing but HTTP/1.1.
+func http1Only(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+
+// The file names of a certificate folder, as a kubernetes.io/tls Secret mounts them.
+const (
+	certFile = "tls.crt"
+	keyFile  = "tls.key"
+)
+
+func certFilesExist(flagName, dir string) error {
+	for _, f := range []string{certFile, keyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("%s: %w", flagName, err)
+		}
+	}
+	return nil
 }
 
 // newEngines builds the engines the pipeline drives, with their working folders under cacheDir.
@@ -142,57 +246,92 @@ func newEngines(cacheDir string) (controllers.Engines, error) {
 	return controllers.Engines{Git: git, NewSCM: scm.New, Sync: controllers.NewGitopsSyncer(), WorkDir: workDir}, nil
 }
 
+// webhookCredentials are the shared secrets registry notifications must prove. They are never logged.
+type webhookCredentials struct {
+	token, hmacSecret []byte
+}
+
+// loadWebhookCredentials reads the webhook's token and HMAC secret from their files or environment variables,
+// and refuses a webhook that would accept notifications from anyone.
+func loadWebhookCredentials(o options) (webhookCredentials, error) {
+	token, tokenErr := readCredential("--webhook-token-file", o.webhookTokenFile, envWebhookToken)
+	secret, secretErr := readCredential("--webhook-hmac-secret-file", o.webhookHMACSecretFile, envWebhookHMACSecret)
+	if o.webhookAddr == "0" {
+		return webhookCredentials{}, nil
+	}
+	if err := errors.Join(tokenErr, secretErr); err != nil {
+		return webhookCredentials{}, err
+	}
+	if len(token) == 0 && len(secret) == 0 {
+		return webhookCredentials{}, fmt.Errorf("the registry webhook (--webhook-bind-address=%s) accepts notifications only from "+
+			"callers that prove a shared secret: give it a bearer token (--webhook-token-file, or $%s) or an HMAC secret "+
+			"for registries that sign (--webhook-hmac-secret-file, or $%s); --webhook-bind-address=0 turns it off",
+			o.webhookAddr, envWebhookToken, envWebhookHMACSecret)
+	}
+	if err := webhook.ValidateCredentials(token, secret); err != nil {
+		return webhookCredentials{}, fmt.Errorf("registry webhook: %w", err)
+	}
+	return webhookCredentials{token: token, hmacSecret: secret}, nil
+}
+
+// readCredential reads a credential from file, or else from the environment variable env, which it removes
+// from the environment either way. Surrounding blanks (a file's final newline) are dropped.
+func readCredential(flagName, file, env string) ([]byte, error) {
+	fromEnv, inEnv := os.LookupEnv(env)
+	_ = os.Unsetenv(env)
+	switch {
+	case file != "" && inEnv && strings.TrimSpace(fromEnv) != "":
+		return nil, fmt.Errorf("%s and $%s are both set: give one", flagName, env)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flagName, err)
+		}
+		b = bytes.TrimSpace(b)
+		if len(b) == 0 {
+			return nil, fmt.Errorf("%s: %s is empty", flagName, file)
+		}
+		return b, nil
+	case strings.TrimSpace(fromEnv) != "":
+		return []byte(strings.TrimSpace(fromEnv)), nil
+	default:
+		return nil, nil
+	}
+}
+
 // addWebhook serves registry push notifications, which make the Promotions following a repository reconcile at
-// once; polling stays the fallback.
-func addWebhook(mgr ctrl.Manager, r *controllers.PromotionReconciler, o options) error {
+// once; polling stays the fallback. Every replica serves; one that does not lead answers 503 until it is
+// elected, so that the registry retries and reaches the leader.
+func addWebhook(mgr manager.Manager, pushed func(repository string), o options, creds webhookCredentials) error {
 	if o.webhookAddr == "0" {
 		return nil
 	}
-	h := &webhook.Handler{Pushed: r.Pushed}
-	if o.webhookTokenFile != "" {
-		token, err := os.ReadFile(o.webhookTokenFile)
-		if err != nil {
-			return fmt.Errorf("reading --webhook-token-file: %w", err)
+	var tlsConfig *tls.Config
+	if o.webhookCertPath != "" {
+		if err := certFilesExist("--webhook-cert-path", o.webhookCertPath); err != nil {
+			return err
 		}
-		h.Token = strings.TrimSpace(string(token))
+		certs, err := certwatcher.New(filepath.Join(o.webhookCertPath, certFile), filepath.Join(o.webhookCertPath, keyFile))
+		if err != nil {
+			return fmt.Errorf("--webhook-cert-path: %w", err)
+		}
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/registry", h)
-	ws := &webhookServer{srv: &http.Server{Addr: o.webhookAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
-	if err := mgr.AddReadyzCheck("webhook", ws.ready); err != nil {
-		return err
-	}
-	return mgr.Add(ws)
-}
-
-// webhookServer runs on every replica, leader or not, so that a Service may route notifications to any of them.
-type webhookServer struct {
-	srv       *http.Server
-	listening atomic.Bool
-}
-
-func (w *webhookServer) Start(ctx context.Context) error {
-	l, err := net.Listen("tcp", w.srv.Addr)
+	srv, err := webhook.NewServer(o.webhookAddr, webhook.Config{
+		Token:      creds.token,
+		HMACSecret: creds.hmacSecret,
+		Pushed:     pushed,
+		Leader:     mgr.Elected(),
+		Log:        ctrl.Log.WithName("webhook"),
+	}, tlsConfig)
 	if err != nil {
 		return fmt.Errorf("registry webhook: %w", err)
 	}
-	w.listening.Store(true)
-	go func() {
-		<-ctx.Done()
-		_ = w.srv.Close()
-	}()
-	if err := w.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("registry webhook: %w", err)
+	if err := mgr.AddReadyzCheck("webhook", srv.Ready); err != nil {
+		return err
 	}
-	return nil
-}
-
-func (*webhookServer) NeedLeaderElection() bool { return false }
-
-// ready keeps the controller unready until notifications can be received.
-func (w *webhookServer) ready(*http.Request) error {
-	if !w.listening.Load() {
-		return errors.New("the registry webhook is not listening yet")
-	}
-	return nil
+	return mgr.Add(srv)
 }

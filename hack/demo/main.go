@@ -180,6 +180,7 @@ func (d *demo) startController(ctx context.Context) error {
 	cmd := exec.Command(filepath.Join(d.root, "bin", "ferry-controller"), "--kubeconfig", d.kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--cache-dir", filepath.Join(d.state, "cache"),
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--webhook-bind-address=127.0.0.1:"+strconv.Itoa(hook))
+	cmd.Env = append(os.Environ(), "FERRY_WEBHOOK_TOKEN="+webhookToken)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting bin/ferry-controller (run `make build`): %w", err)

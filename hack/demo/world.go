@@ -83,10 +83,19 @@ func (w *world) release(version string, sign bool) (name.Digest, error) {
 	return d, err
 }
 
+// webhookToken is the token the demo's registry presents to Ferry's webhook (the controller gets it in
+// $FERRY_WEBHOOK_TOKEN).
+const webhookToken = "demo-webhook-token-0123456789abcdef"
+
 // notify sends the registry push notification a registry would send to Ferry's webhook.
 func notify(webhookURL, repository string) error {
 	body := fmt.Sprintf(`{"repository":%q}`, repository)
-	resp, err := http.Post(webhookURL, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, webhookURL, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+webhookToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,61 +1,20 @@
 // Package webhook receives registry push notifications so that a new digest is promoted at once instead of at
 // the next poll. It only learns which repositories changed: nothing in a notification is trusted beyond that,
 // since the reconciler discovers and verifies the digest itself. It knows nothing of Promotions.
+//
+// The endpoint faces registries, so it is built to be left on the network: every caller proves a shared secret
+// (a bearer token, or an HMAC signature of the body), the server bounds what one caller can hold (timeouts, body
+// size, connections), a flood of notifications for one repository wakes the controller once per interval, and
+// a replica that is not the leader refuses with 503 instead of accepting what it would drop.
 package webhook
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
-
-// maxBody bounds a notification: distribution batches events, but a push notification is small.
-const maxBody = 1 << 20
-
-// Handler accepts notifications and calls Pushed with each repository that received a push.
-type Handler struct {
-	// Token, when set, must be presented as "Authorization: Bearer <token>".
-	Token string
-	// Pushed is told each repository ("host/path", normalised) that received a push.
-	Pushed func(repository string)
-}
-
-// ServeHTTP answers 202 when the notification parsed, 400 for a malformed one, 401 for a wrong token.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "POST a registry notification", http.StatusMethodNotAllowed)
-		return
-	}
-	if h.Token != "" && !validToken(r.Header.Get("Authorization"), h.Token) {
-		http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		http.Error(w, "notification too large or unreadable", http.StatusBadRequest)
-		return
-	}
-	repos, err := Parse(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	for _, repo := range repos {
-		h.Pushed(repo)
-	}
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func validToken(header, token string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
-}
 
 // distributionEnvelope is the notification format of the CNCF distribution registry (and registries built on
 // it): a batch of events, of which pushes of manifests matter.

@@ -1,8 +1,6 @@
 package webhook
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -42,45 +40,6 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse = %v, %v; want %v", got, err, tc.want)
 			}
 		})
-	}
-}
-
-func TestHandler(t *testing.T) {
-	var pushed []string
-	h := &Handler{Token: "s3cret", Pushed: func(r string) { pushed = append(pushed, r) }}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	post := func(token, body string) int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if code := post("wrong", distributionPush); code != http.StatusUnauthorized || len(pushed) != 0 {
-		t.Errorf("wrong token: %d, pushed %v", code, pushed)
-	}
-	if code := post("s3cret", `{`); code != http.StatusBadRequest || len(pushed) != 0 {
-		t.Errorf("malformed: %d, pushed %v", code, pushed)
-	}
-	if code := post("s3cret", strings.Repeat(" ", maxBody+1)); code != http.StatusBadRequest {
-		t.Errorf("oversized: %d", code)
-	}
-	if code := post("s3cret", distributionPush); code != http.StatusAccepted || len(pushed) != 1 {
-		t.Errorf("push: %d, pushed %v", code, pushed)
-	}
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET: %d", resp.StatusCode)
 	}
 }
 

@@ -1,0 +1,196 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// ErrNoCredentials is returned when a webhook would accept notifications from anyone.
+var ErrNoCredentials = errors.New("the registry webhook needs a bearer token or an HMAC secret")
+
+// Config is what the webhook needs. Token or HMACSecret (or both) must be set.
+type Config struct {
+	// Token must be presented as "Authorization: Bearer <token>" (or "?token=<token>" by registries that can set
+	// no header).
+	Token []byte
+	// HMACSecret signs each body: "X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>". A request proving
+	// either credential is accepted.
+	HMACSecret []byte
+	// Pushed is told each repository ("host/path", normalised) that received a push, at most once per
+	// Limits.PerRepository. It must not block.
+	Pushed func(repository string)
+	// Leader is closed once this replica leads (the manager's Elected()). Until then notifications are refused
+	// with 503 and Retry-After, so that the registry retries and reaches the leader through the Service. nil: this
+	// replica always leads.
+	Leader <-chan struct{}
+	// Limits bound what callers can hold; zero fields take DefaultLimits' values.
+	Limits Limits
+	// Log receives refused requests (never a credential); the zero Logger discards.
+	Log logr.Logger
+}
+
+// Limits bound the resources one caller of the webhook can hold.
+type Limits struct {
+	// MaxBodyBytes bounds a notification's body (413 beyond).
+	MaxBodyBytes int64
+	// MaxConnections bounds open connections; further connections wait in the listen queue.
+	MaxConnections int
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the http.Server's timeouts.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// PerRepository is the least time between two wake-ups for one repository.
+	PerRepository time.Duration
+	// RetryAfter is what a replica that does not lead asks the registry to wait.
+	RetryAfter time.Duration
+}
+
+// DefaultLimits suit a registry's notifications: small bodies, a few at a time.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBodyBytes:      1 << 20,
+		MaxConnections:    64,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		PerRepository:     time.Second,
+		RetryAfter:        5 * time.Second,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	set := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = d.MaxConnections
+	}
+	set(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	set(&l.ReadTimeout, d.ReadTimeout)
+	set(&l.WriteTimeout, d.WriteTimeout)
+	set(&l.IdleTimeout, d.IdleTimeout)
+	set(&l.PerRepository, d.PerRepository)
+	set(&l.RetryAfter, d.RetryAfter)
+	return l
+}
+
+// Handler accepts registry notifications.
+type Handler struct {
+	creds    credentials
+	leader   <-chan struct{}
+	limits   Limits
+	throttle *throttle
+	log      logr.Logger
+	// lastRefusal is when a refused request was last logged (Unix nanoseconds).
+	lastRefusal atomic.Int64
+}
+
+// NewHandler returns a Handler, or ErrNoCredentials (or a credential's fault) when it would accept notifications
+// from anyone.
+func NewHandler(c Config) (*Handler, error) {
+	creds, err := newCredentials(c.Token, c.HMACSecret)
+	if err != nil {
+		return nil, err
+	}
+	if c.Pushed == nil {
+		return nil, errors.New("webhook: Config.Pushed is nil")
+	}
+	limits := c.Limits.withDefaults()
+	return &Handler{
+		creds:    creds,
+		leader:   c.Leader,
+		limits:   limits,
+		throttle: newThrottle(limits.PerRepository, c.Pushed),
+		log:      c.Log,
+	}, nil
+}
+
+// ServeHTTP answers:
+//   - 202 when the notification was taken (each repository wakes its Promotions at most once per interval);
+//   - 401 without a valid token or signature, 405 for anything but POST;
+//   - 413 for a body over the limit, 400 for one that is unreadable or no notification;
+//   - 503 with Retry-After (and the connection closed, so the retry may reach another replica) while this
+//     replica does not lead.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST a registry notification", http.StatusMethodNotAllowed)
+		return
+	}
+	byToken := h.creds.tokenOK(r)
+	if !byToken && h.creds.hmacSecret == nil {
+		h.unauthorized(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	if err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			http.Error(w, fmt.Sprintf("notification larger than %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "unreadable notification", http.StatusBadRequest)
+		return
+	}
+	if !byToken && !h.creds.signatureOK(r.Header.Get(SignatureHeader), body) {
+		h.unauthorized(w, r)
+		return
+	}
+	repos, err := Parse(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !h.leading() {
+		w.Header().Set("Retry-After", strconv.Itoa(int((h.limits.RetryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Connection", "close")
+		http.Error(w, "this replica is not the leader; retry", http.StatusServiceUnavailable)
+		return
+	}
+	for _, repo := range repos {
+		if !h.throttle.notify(repo) {
+			h.log.V(1).Info("notification folded into the repository's next wake-up", "repository", repo)
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// refusalLogEvery spaces the log lines for refused requests, so that a flood cannot fill the log.
+const refusalLogEvery = 10 * time.Second
+
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UnixNano()
+	if last := h.lastRefusal.Load(); now-last >= int64(refusalLogEvery) && h.lastRefusal.CompareAndSwap(last, now) {
+		h.log.Info("refused a notification without a valid token or signature (logged at most every 10s)", "remote", r.RemoteAddr)
+	}
+	if h.creds.tokenSum != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+	}
+	http.Error(w, "missing or wrong token or signature", http.StatusUnauthorized)
+}
+
+func (h *Handler) leading() bool {
+	if h.leader == nil {
+		return true
+	}
+	select {
+	case <-h.leader:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the wake-ups folded for later.
+func (h *Handler) Close() { h.throttle.close() }
