@@ -4,20 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/promserver"
 )
 
 // These tests run the real Prometheus and Pushgateway (Debian's packages, see hack/prometheus.sh) on loopback
-// ports, each with a temporary config and storage.
+// ports, each with a temporary config and storage, through internal/promserver.
 
 // realTools returns the binaries from FERRY_PROMETHEUS and FERRY_PUSHGATEWAY, or skips the test without them
 // (fails it when FERRY_REQUIRE_TOOLS=1, the convention of internal/testenv.RequireTools, read here directly so
@@ -37,92 +36,45 @@ func realTools(t *testing.T) (prometheus, pushgateway string) {
 	return "", ""
 }
 
-// process is a server the test started; it is killed when the test ends, or earlier by stop.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	cancel context.CancelFunc
-	done   chan struct{}
-	log    string
-	once   sync.Once
-}
-
-func startProcess(t *testing.T, name, bin string, args ...string) *process {
+// startReal runs Prometheus and the Pushgateway (promserver) scraping the Pushgateway and the extra targets
+// every second, stopped when the test ends; their output is shown when the test failed.
+func startReal(t *testing.T, targets ...string) *promserver.Server {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
+	promBin, pgwBin := realTools(t)
+	var log logBuffer
+	s, err := promserver.Start(t.Context(), promserver.Options{Prometheus: promBin, Pushgateway: pgwBin,
+		Targets: targets, ScrapeInterval: time.Second, Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		cancel()
-		logFile.Close()
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	p := &process{name: name, cmd: cmd, cancel: cancel, done: make(chan struct{}), log: logPath}
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		p.stop()
+		if err := s.Close(); err != nil {
+			t.Errorf("stopping Prometheus: %v", err)
+		}
 		if t.Failed() {
-			p.dumpLog(t)
+			lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+			t.Logf("last lines of Prometheus and the Pushgateway:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
-	return p
+	return s
 }
 
-// stop kills the process and waits until it has exited.
-func (p *process) stop() {
-	p.once.Do(func() {
-		p.cancel() // CommandContext kills the process
-		<-p.done
-	})
+// logBuffer collects the processes' output; they write from their own goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
 }
 
-func (p *process) dumpLog(t *testing.T) {
-	b, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	t.Logf("last lines of the %s log:\n%s", p.name, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
-// waitReady polls base/-/ready until it answers 200, the process exits, or 30s pass.
-func (p *process) waitReady(t *testing.T, base string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			p.dumpLog(t)
-			t.Fatalf("%s exited before it was ready", p.name)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s after 30s: %v", p.name, base, err)
-		}
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // eventually polls cond every 100ms until it holds, failing the test with cond's last word after timeout.
@@ -168,87 +120,25 @@ func (e *exporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "ferry_latency_seconds{track=\"stable\"} 0.4\n")
 }
 
-// push replaces a Pushgateway group job="ferry",track=<track> with metrics in the text format.
-func push(t *testing.T, pushgateway, track, metrics string) {
+// push replaces the Pushgateway group job="ferry",track=<track> with metrics in the text format.
+func push(t *testing.T, s *promserver.Server, track, metrics string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, pushgateway+"/metrics/job/ferry/track/"+track, strings.NewReader(metrics))
-	if err != nil {
+	if err := s.Push(t.Context(), "ferry", map[string]string{"track": track}, metrics); err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "text/plain; version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("push %s: %s", track, resp.Status)
-	}
-}
-
-// realPrometheus is a Prometheus the test can stop and start again on the same port and storage.
-type realPrometheus struct {
-	bin, addr, config, storage string
-	proc                       *process
-}
-
-func (r *realPrometheus) start(t *testing.T) {
-	t.Helper()
-	r.proc = startProcess(t, "prometheus", r.bin,
-		"--config.file="+r.config,
-		"--storage.tsdb.path="+r.storage,
-		"--web.listen-address="+r.addr,
-	)
-	r.proc.waitReady(t, "http://"+r.addr)
-}
-
-func writePrometheusConfig(t *testing.T, dir, pushgateway, exporter string) string {
-	t.Helper()
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: pushgateway
-    honor_labels: true
-    static_configs:
-      - targets: [%q]
-  - job_name: exporter
-    static_configs:
-      - targets: [%q]
-`, pushgateway, exporter)
-	path := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestRealPrometheus(t *testing.T) {
-	promBin, pgwBin := realTools(t)
-	dir := t.TempDir()
-
-	pgwAddr := freePort(t)
-	pgw := startProcess(t, "pushgateway", pgwBin, "--web.listen-address="+pgwAddr)
-	pgw.waitReady(t, "http://"+pgwAddr)
-	pgwURL := "http://" + pgwAddr
-	push(t, pgwURL, "canary", "ferry_error_ratio 0.004\nferry_requests_per_second 50\n")
-	push(t, pgwURL, "bad", "ferry_error_ratio 0.052\n")
-	push(t, pgwURL, "nan", "ferry_error_ratio NaN\n")
-	push(t, pgwURL, "quiet", "ferry_requests_per_second 0.2\n")
-
 	exp := &exporter{}
 	expSrv := httptest.NewServer(exp)
 	t.Cleanup(expSrv.Close)
+	prom := startReal(t, strings.TrimPrefix(expSrv.URL, "http://"))
+	push(t, prom, "canary", "ferry_error_ratio 0.004\nferry_requests_per_second 50\n")
+	push(t, prom, "bad", "ferry_error_ratio 0.052\n")
+	push(t, prom, "nan", "ferry_error_ratio NaN\n")
+	push(t, prom, "quiet", "ferry_requests_per_second 0.2\n")
 
-	prom := &realPrometheus{
-		bin:     promBin,
-		addr:    freePort(t),
-		config:  writePrometheusConfig(t, dir, pgwAddr, strings.TrimPrefix(expSrv.URL, "http://")),
-		storage: filepath.Join(dir, "data"),
-	}
-	prom.start(t)
-	p := newClient(t, Config{Address: "http://" + prom.addr, Timeout: 5 * time.Second})
+	p := newClient(t, Config{Address: prom.URL, Timeout: 5 * time.Second})
 	ctx := context.Background()
 	atMost := Threshold{Max: ptr(0.01)}
 	canary := Check{Metric: "error-ratio", Query: `ferry_error_ratio{track="canary"}`, Threshold: atMost, MaxAge: 10 * time.Second}
@@ -344,12 +234,16 @@ func TestRealPrometheus(t *testing.T) {
 		}
 	})
 	t.Run("stopped Prometheus is unavailable, restarted passes again", func(t *testing.T) {
-		prom.proc.stop()
+		if err := prom.Stop(); err != nil {
+			t.Fatal(err)
+		}
 		m := measure(canary)
 		if m.Verdict != Inconclusive || m.Reason != ReasonUnavailable || !strings.Contains(m.Message, "connection refused") {
 			t.Fatalf("%+v", m)
 		}
-		prom.start(t)
+		if err := prom.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
 		eventually(t, 20*time.Second, "pass after restart", func() (bool, string) {
 			m := measure(canary)
 			return m.Verdict == Pass, m.Message
