@@ -678,7 +678,7 @@ func (r *PromotionReconciler) startSoakRun(s *scope, i int) {
 // server and credentials.
 func (r *PromotionReconciler) querier(s *scope, i int) (analysis.Querier, error) {
 	spec := s.p.Spec.Stages[i].Analysis
-	cfg := analysis.Config{Address: spec.Prometheus.Address}
+	cfg := analysis.Config{Address: spec.Prometheus.Address, Timeout: queryTimeout(interval(spec))}
 	if spec.Prometheus.SecretRef != nil {
 		data := s.refs[fmt.Sprintf("spec.stages[%d].analysis.prometheus.secretRef", i)]
 		cfg.BearerToken, cfg.Username, cfg.Password = string(data[keyToken]), string(data["username"]), string(data["password"])
@@ -687,7 +687,7 @@ func (r *PromotionReconciler) querier(s *scope, i int) (analysis.Querier, error)
 	if open == nil {
 		open = func(c analysis.Config) (analysis.Querier, error) { return analysis.NewPrometheus(c) }
 	}
-	key := configKey(cfg.Address, cfg.BearerToken, cfg.Username, cfg.Password)
+	key := configKey(cfg.Address, cfg.BearerToken, cfg.Username, cfg.Password, cfg.Timeout.String())
 	if q, ok := r.queriers.Load(key); ok {
 		return q.(analysis.Querier), nil
 	}
@@ -695,6 +695,6 @@ func (r *PromotionReconciler) querier(s *scope, i int) (analysis.Querier, error)
 	if err != nil {
 		return nil, stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].analysis.prometheus", i), "%v", err)
 	}
-	r.queriers.Store(key, q)
-	return q, nil
+	shielded, _ := r.queriers.LoadOrStore(key, &shieldedQuerier{q: q, now: r.now, hold: unavailableHold(cfg.Timeout)})
+	return shielded.(analysis.Querier), nil
 }
