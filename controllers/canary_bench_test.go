@@ -18,7 +18,7 @@ const argoRolloutsBadSampleToStable = 4.8
 // bad from its first sample with the analysis settings the Argo Rollouts figure was taken with (interval 5 s,
 // failure limit 1): the time from the failing verdict to the previous digest committed, pushed and synced
 // healthy (target 5 s), and from the first bad sample (the canary's pods ready) to the stable workload serving
-// alone again — the copies gone and the rollback synced.
+// alone again (the copies gone; the stable workload never left the previous digest) and to the rollback synced.
 func BenchmarkCanaryFailureToRollback(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		f := newCanaryFixture(b)
@@ -31,7 +31,7 @@ func BenchmarkCanaryFailureToRollback(b *testing.B) {
 		f.prom.set("canary", constant(0.5))
 		bad := f.pushRelease(b, "1.1.0", true).DigestStr()
 
-		var firstSample, verdict, rolledBack time.Time
+		var firstSample, verdict, copiesGone, rolledBack time.Time
 		eventually(b, "the canary to roll back", func() (bool, string) {
 			st := getPromotion(b, f.e.Client, f.ns, p.Name).Status.Stages[0]
 			now := time.Now()
@@ -42,7 +42,10 @@ func BenchmarkCanaryFailureToRollback(b *testing.B) {
 			if verdict.IsZero() && (st.Phase == ferryv1.PhaseRollingBack || (a != nil && a.Digest == bad && a.Phase == ferryv1.AnalysisFailed)) {
 				verdict = now
 			}
-			if st.Phase == ferryv1.PhaseRolledBack && st.Digest == v1 && len(f.copies(b)) == 0 {
+			if !verdict.IsZero() && copiesGone.IsZero() && len(f.copies(b)) == 0 {
+				copiesGone = now // the stable workload serves alone again
+			}
+			if st.Phase == ferryv1.PhaseRolledBack && st.Digest == v1 && !copiesGone.IsZero() {
 				rolledBack = now
 				return true, ""
 			}
@@ -51,9 +54,10 @@ func BenchmarkCanaryFailureToRollback(b *testing.B) {
 		if firstSample.IsZero() || verdict.IsZero() {
 			b.Fatalf("missed a moment: first sample %v, verdict %v", firstSample, verdict)
 		}
-		toStable := rolledBack.Sub(firstSample).Seconds()
+		toStable := copiesGone.Sub(firstSample).Seconds()
 		b.ReportMetric(rolledBack.Sub(verdict).Seconds(), "verdict-to-rollback-synced-s")
-		b.ReportMetric(toStable, "bad-sample-to-stable-s")
+		b.ReportMetric(toStable, "bad-sample-to-stable-alone-s")
 		b.ReportMetric(toStable/argoRolloutsBadSampleToStable, "x-argo-rollouts")
+		b.ReportMetric(rolledBack.Sub(firstSample).Seconds(), "bad-sample-to-rollback-synced-s")
 	}
 }

@@ -510,7 +510,7 @@ func judgeMetric(a *ferryv1.AnalysisStatus, spec *ferryv1.AnalysisSpec, m *ferry
 		direction = judge.HigherIsBetter
 	}
 	return judge.Compare(samples[trackCanary], samples[trackBaseline], judge.Settings{
-		Alpha: 1 - float64(confidence)/100, Direction: direction,
+		Alpha: float64(100-confidence) / 100, Direction: direction,
 		MaxDeviation: float64(*m.MaxBaselineDeviationPercent) / 100, MinSamples: max(int(spec.MinSamples), minJudgeSamples)})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,6 +65,10 @@ var (
 	// trickle is too little traffic to judge anything by (about 10 requests in the 5s window, minimum 50), and
 	// what little there is fails half the time: the analysis must wait, not fail.
 	trickle = profile{rps: 2, errorRatio: 0.5}
+	// For the baseline judge: the baseline's ratio, and a canary's three times as high, both well under the
+	// maximum, so that no threshold fails them; noisy, so that readings differ and their ranks carry evidence.
+	baselineLike = profile{rps: 50, errorRatio: 0.01, noise: 0.3}
+	threeTimes   = profile{rps: 50, errorRatio: 0.03, noise: 0.3}
 )
 
 // TestCanaryOnRealPrometheus runs the canary and its analysis on the real controller process, in three rounds
@@ -72,7 +77,8 @@ var (
 //   - side by side: a healthy two-step canary is promoted; a canary serving 5xx above the maximum is rolled back
 //     through Git; a canary with too little traffic holds (never fails) until its missing-data budget hands it
 //     to a person, who approves it with `ferry approve` once traffic is back; a healthy canary is aborted with
-//     `ferry abort` and rolled back;
+//     `ferry abort` and rolled back; against a baseline, a canary three times as bad as the baseline but under
+//     the maximum is failed by the judge and rolled back, and a canary equal to its baseline is promoted;
 //   - Prometheus stopped mid-analysis: the stage holds (Ready=False AnalysisInconclusive, nothing committed),
 //     and resumes on its own to promotion once Prometheus is back;
 //   - the controller killed with SIGKILL while one canary is mid-step and another's rollback commit has reached
@@ -85,9 +91,10 @@ func TestCanaryOnRealPrometheus(t *testing.T) {
 	w := newCanaryWorld(t)
 	good, bad, quiet, aborted := w.app("good", nil), w.app("bad", nil), w.app("quiet", nil), w.app("aborted", nil)
 	outage := w.app("outage", nil)
+	worse, even := w.app("worse", nil), w.app("even", nil)
 	proxy := newHoldingProxy(t, w.git.URL)
 	crash, crashBad := w.app("crash", nil), w.app("crash-bad", proxy)
-	apps := []*canaryApp{good, bad, quiet, aborted, outage, crash, crashBad}
+	apps := []*canaryApp{good, bad, quiet, aborted, outage, crash, crashBad, worse, even}
 
 	twoSteps := []ferryv1.CanaryStep{{Weight: 50, Pause: seconds(2)}, {Weight: 100, Pause: seconds(2)}}
 	w.create(good, canaryOptions{steps: twoSteps, minSamples: 2})
@@ -98,6 +105,11 @@ func TestCanaryOnRealPrometheus(t *testing.T) {
 		inconclusiveLimit: 1000})
 	w.create(crash, canaryOptions{steps: []ferryv1.CanaryStep{{Weight: 50, Pause: seconds(10)}, {Weight: 100, Pause: seconds(2)}}})
 	w.create(crashBad, canaryOptions{steps: twoSteps})
+	// The judge needs max(minSamples, 5) readings a side; a step ends after its pause and minSamples passing
+	// readings of each track, and is judged then.
+	judged := canaryOptions{steps: []ferryv1.CanaryStep{{Weight: 50, Pause: seconds(6)}}, minSamples: judgeSamples, baseline: true}
+	w.create(worse, judged)
+	w.create(even, judged)
 
 	// The first release of each app has nothing to compare with: it is deployed without a canary, and its soak
 	// is analysed on the stable track.
@@ -115,7 +127,11 @@ func TestCanaryOnRealPrometheus(t *testing.T) {
 	w.traffic.set(bad.ns, "canary", failing)
 	w.traffic.set(quiet.ns, "canary", trickle)
 	w.traffic.set(aborted.ns, "canary", healthy)
-	for _, a := range []*canaryApp{good, bad, quiet, aborted} {
+	w.traffic.set(worse.ns, "baseline", baselineLike)
+	w.traffic.set(worse.ns, "canary", threeTimes)
+	w.traffic.set(even.ns, "baseline", baselineLike)
+	w.traffic.set(even.ns, "canary", baselineLike)
+	for _, a := range []*canaryApp{good, bad, quiet, aborted, worse, even} {
 		a.stable = w.stableReplicaSets(t, a)
 		a.v2 = w.release(t, a, "1.1.0")
 	}
@@ -123,6 +139,8 @@ func TestCanaryOnRealPrometheus(t *testing.T) {
 	w.section(t, "a canary failing its error ratio rolls back through Git", func() { w.failingCanary(t, bad) })
 	w.section(t, "too little traffic holds, then ferry approve goes on", func() { w.quietCanary(t, quiet) })
 	w.section(t, "ferry abort rolls back", func() { w.abortCanary(t, aborted) })
+	w.section(t, "the judge fails a canary worse than its baseline, under the maximum", func() { w.worseThanBaseline(t, worse) })
+	w.section(t, "the judge passes a canary equal to its baseline", func() { w.equalToBaseline(t, even) })
 	t.Logf("side by side: %s", time.Since(began).Round(100*time.Millisecond))
 
 	w.section(t, "Prometheus stopped mid-analysis holds, then resumes", func() { w.prometheusOutage(t, outage) })
@@ -499,6 +517,7 @@ type canaryWorld struct {
 	traffic *traffic
 	query   *analysis.Prometheus
 	states  *stateLog
+	seen    *copyLog // every copy the controller ran, from a watch
 }
 
 // canaryApp is one Promotion with a single stage, prod.
@@ -525,6 +544,7 @@ func newCanaryWorld(t *testing.T) *canaryWorld {
 	go cliOnce.Do(buildCLI) // while the world starts; ferryCLI waits for it
 	w.traffic = startTraffic(t, prom)
 	w.states = watchStates(t, w.h)
+	w.seen = watchCopies(t, w.h)
 	w.h.create(keySecret(w.cosign.PublicKey(t)))
 	// Prometheus hands its targets to its scrapers every 5s: the first releases' soaks should find data.
 	if err := prom.WaitScraped(t.Context()); err != nil {
@@ -589,6 +609,8 @@ type canaryOptions struct {
 	steps             []ferryv1.CanaryStep
 	minSamples        int32 // 0: the default, 1
 	inconclusiveLimit int32 // 0: 20, more than a healthy run ever misses
+	// baseline runs a baseline beside the canary, and compares error-ratio with it (20% allowed, 95% confidence).
+	baseline bool
 }
 
 // create creates the app's Promotion: the source's semver tags, signed by the release key, pinned in the app's
@@ -598,6 +620,12 @@ func (w *canaryWorld) create(a *canaryApp, o canaryOptions) {
 	limit := o.inconclusiveLimit
 	if limit == 0 {
 		limit = 20
+	}
+	metric := ferryv1.MetricSpec{Name: "error-ratio", Query: errorRatioQuery, Max: ptrTo(maxErrorRatio)}
+	var baseline *ferryv1.BaselineSpec
+	if o.baseline {
+		metric.MaxBaselineDeviationPercent = ptrTo(int32(maxBaselineDeviation))
+		baseline = &ferryv1.BaselineSpec{ConfidencePercent: 95}
 	}
 	stage := ferryv1.StageSpec{
 		Name: "prod", Path: "envs/prod",
@@ -612,7 +640,8 @@ func (w *canaryWorld) create(a *canaryApp, o canaryOptions) {
 			InconclusiveLimit: &limit,
 			OutageDeadline:    &metav1.Duration{Duration: 10 * time.Minute},
 			Traffic:           &ferryv1.TrafficSpec{Query: trafficQuery, MinRequests: minRequests},
-			Metrics:           []ferryv1.MetricSpec{{Name: "error-ratio", Query: errorRatioQuery, Max: ptrTo(maxErrorRatio)}},
+			Metrics:           []ferryv1.MetricSpec{metric},
+			Baseline:          baseline,
 		},
 	}
 	w.h.create(&ferryv1.Promotion{
@@ -841,10 +870,17 @@ func buildCLI() {
 	fmt.Fprintf(os.Stderr, "e2e: built ferry (race=%v) in %s\n", raceEnabled, time.Since(began).Round(time.Millisecond))
 }
 
-// profile is a track's traffic: requests per second, and the share of them answered 5xx.
-type profile struct{ rps, errorRatio float64 }
+// profile is a track's traffic: requests per second, and the share of them answered 5xx; with noise, the share
+// of each tick's requests is drawn uniformly within ±noise of it (relative), so that readings differ.
+type profile struct{ rps, errorRatio, noise float64 }
 
-func (p profile) String() string { return fmt.Sprintf("%g rps, %g%% 5xx", p.rps, p.errorRatio*100) }
+func (p profile) String() string {
+	s := fmt.Sprintf("%g rps, %g%% 5xx", p.rps, p.errorRatio*100)
+	if p.noise > 0 {
+		s += fmt.Sprintf(" ±%g%%", p.noise*100)
+	}
+	return s
+}
 
 // traffic plays each namespace's tracks' requests into http_requests_total counters (code 200 and 500) and
 // pushes them to the Pushgateway as one group per namespace, as Prometheus would scrape them from the pods.
@@ -905,9 +941,13 @@ func (tr *traffic) advance(d time.Duration) {
 	for ns, tracks := range tr.profiles {
 		for track, p := range tracks {
 			n := p.rps * d.Seconds()
+			ratio := p.errorRatio
+			if p.noise > 0 {
+				ratio *= 1 + p.noise*(2*rand.Float64()-1)
+			}
 			c := tr.counts[ns][track]
-			c[0] += n * (1 - p.errorRatio)
-			c[1] += n * p.errorRatio
+			c[0] += n * (1 - ratio)
+			c[1] += n * ratio
 			tr.counts[ns][track] = c
 		}
 	}
