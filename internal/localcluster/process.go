@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/procgroup"
 )
 
 // tailLines is how much of a failing component's log an error carries: enough to show the cause, short enough
@@ -41,7 +43,7 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 	defer log.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = procgroup.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
@@ -102,7 +104,7 @@ func (p *process) stop(grace time.Duration) error {
 		err = p.terminate(grace)
 	}
 	// Whatever the leader left behind goes too, and is waited for.
-	killGroup(p.cmd)
+	procgroup.Kill(p.cmd)
 	if !waitGroupGone(p.cmd.Process.Pid, groupGoneTimeout) {
 		err = errors.Join(err, fmt.Errorf("%s: processes of group %d still exist after SIGKILL", p.name, p.cmd.Process.Pid))
 	}
@@ -114,8 +116,8 @@ const groupGoneTimeout = 5 * time.Second
 
 // terminate sends SIGTERM to the group and waits up to grace for the leader to exit, then kills it.
 func (p *process) terminate(grace time.Duration) error {
-	if err := terminateGroup(p.cmd); err != nil && !p.exited() {
-		killGroup(p.cmd)
+	if err := procgroup.Terminate(p.cmd); err != nil && !p.exited() {
+		procgroup.Kill(p.cmd)
 		<-p.done
 		return fmt.Errorf("stopping %s: %w", p.name, err)
 	}
@@ -126,7 +128,7 @@ func (p *process) terminate(grace time.Duration) error {
 		return nil
 	case <-timer.C:
 	}
-	killGroup(p.cmd)
+	procgroup.Kill(p.cmd)
 	<-p.done
 	return fmt.Errorf("%s did not stop within %s of SIGTERM and was killed", p.name, grace)
 }
@@ -134,7 +136,7 @@ func (p *process) terminate(grace time.Duration) error {
 // waitGroupGone polls until no process of the group led by pid exists; it reports false on timeout.
 func waitGroupGone(pid int, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
-	for groupAlive(pid) {
+	for procgroup.Alive(pid) {
 		if time.Now().After(deadline) {
 			return false
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/procgroup"
 )
 
 func TestTailFileKeepsTheLastLines(t *testing.T) {
@@ -41,7 +43,7 @@ func TestStopEndsTheWholeProcessGroup(t *testing.T) {
 	if err := p.stop(10 * time.Second); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if groupAlive(p.cmd.Process.Pid) {
+	if procgroup.Alive(p.cmd.Process.Pid) {
 		t.Error("a process of the group is still alive after stop")
 	}
 }
@@ -53,7 +55,7 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "was killed") {
 		t.Fatalf("stop = %v, want an error saying it was killed", err)
 	}
-	if groupAlive(p.cmd.Process.Pid) {
+	if procgroup.Alive(p.cmd.Process.Pid) {
 		t.Error("a process of the group is still alive after stop")
 	}
 }
@@ -91,7 +93,7 @@ func TestStartTimesOutWithTheLogOfTheStuckComponent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the fake etcd's pid: %v", err)
 	}
-	if groupAlive(pid) {
+	if procgroup.Alive(pid) {
 		t.Errorf("the stuck etcd (pid %d) is still running after Start failed", pid)
 	}
 }
@@ -147,7 +149,7 @@ func startScript(t *testing.T, script string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { killGroup(p.cmd); <-p.done })
+	t.Cleanup(func() { procgroup.Kill(p.cmd); <-p.done })
 	return p
 }
 

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferrycd/ferry/internal/procgroup"
 )
 
 // Options say which binaries to run and what Prometheus scrapes.
@@ -459,7 +461,7 @@ var errPortTaken = errors.New("its port was taken")
 func startProcess(name, bin string, args []string, out *lineWriter) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = procgroup.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("promserver: starting %s (%s): %w", name, bin, err)
 	}
@@ -490,17 +492,17 @@ func (p *process) exitError() error {
 
 // kill ends the process group at once and waits until the process is reaped.
 func (p *process) kill() {
-	killGroup(p.cmd)
+	procgroup.Kill(p.cmd)
 	<-p.done
 }
 
 // terminate asks the process group to end, waits up to grace, then kills it.
 func (p *process) terminate(grace time.Duration) error {
 	if p.exited() {
-		killGroup(p.cmd) // anything it left behind
+		procgroup.Kill(p.cmd) // anything it left behind
 		return nil
 	}
-	if err := terminateGroup(p.cmd); err != nil {
+	if err := procgroup.Terminate(p.cmd); err != nil {
 		p.kill()
 		return fmt.Errorf("promserver: stopping %s: %w", p.name, err)
 	}
@@ -508,7 +510,7 @@ func (p *process) terminate(grace time.Duration) error {
 	defer timer.Stop()
 	select {
 	case <-p.done:
-		killGroup(p.cmd)
+		procgroup.Kill(p.cmd)
 		return nil
 	case <-timer.C:
 		p.kill()
