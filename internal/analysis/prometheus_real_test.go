@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,29 +17,11 @@ import (
 // These tests run the real Prometheus and Pushgateway (Debian's packages, see hack/prometheus.sh) on loopback
 // ports, each with a temporary config and storage, through internal/promserver.
 
-// realTools returns the binaries from FERRY_PROMETHEUS and FERRY_PUSHGATEWAY, or skips the test without them
-// (fails it when FERRY_REQUIRE_TOOLS=1, the convention of internal/testenv.RequireTools, read here directly so
-// that this package's tests do not link a control plane).
-func realTools(t *testing.T) (prometheus, pushgateway string) {
-	t.Helper()
-	prometheus, pushgateway = os.Getenv("FERRY_PROMETHEUS"), os.Getenv("FERRY_PUSHGATEWAY")
-	if prometheus != "" && pushgateway != "" {
-		return prometheus, pushgateway
-	}
-	msg := "FERRY_PROMETHEUS and FERRY_PUSHGATEWAY are not set: " +
-		"{ read -r FERRY_PROMETHEUS; read -r FERRY_PUSHGATEWAY; } < <(hack/prometheus.sh), as `make test` does"
-	if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return "", ""
-}
-
 // startReal runs Prometheus and the Pushgateway (promserver) scraping the Pushgateway and the extra targets
 // every second, stopped when the test ends; their output is shown when the test failed.
 func startReal(t *testing.T, targets ...string) *promserver.Server {
 	t.Helper()
-	promBin, pgwBin := realTools(t)
+	promBin, pgwBin := promserver.BinariesFromEnv(t)
 	var log logBuffer
 	s, err := promserver.Start(t.Context(), promserver.Options{Prometheus: promBin, Pushgateway: pgwBin,
 		Targets: targets, ScrapeInterval: time.Second, Log: &log})

@@ -16,23 +16,6 @@ import (
 	"time"
 )
 
-// binaries returns the binaries from FERRY_PROMETHEUS and FERRY_PUSHGATEWAY, or skips the test without them
-// (fails it under FERRY_REQUIRE_TOOLS=1, the convention of internal/testenv.RequireTools).
-func binaries(t *testing.T) (prometheus, pushgateway string) {
-	t.Helper()
-	prometheus, pushgateway = os.Getenv("FERRY_PROMETHEUS"), os.Getenv("FERRY_PUSHGATEWAY")
-	if prometheus != "" && pushgateway != "" {
-		return prometheus, pushgateway
-	}
-	msg := "FERRY_PROMETHEUS and FERRY_PUSHGATEWAY are not set: " +
-		"{ read -r FERRY_PROMETHEUS; read -r FERRY_PUSHGATEWAY; } < <(hack/prometheus.sh), as `make test` does"
-	if os.Getenv("FERRY_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return "", ""
-}
-
 // logBuffer collects the processes' output, shown when the test failed.
 type logBuffer struct {
 	mu sync.Mutex
@@ -117,7 +100,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 // while the Pushgateway keeps taking pushes; restarted on the same port with the same storage, it still has the
 // value from before the outage and scrapes the new one.
 func TestStartPushStopRestart(t *testing.T) {
-	promBin, pgwBin := binaries(t)
+	promBin, pgwBin := BinariesFromEnv(t)
 	ctx := t.Context()
 	exporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "# TYPE ferry_exported gauge\nferry_exported 7\n")
@@ -213,7 +196,7 @@ func errorsIsRefused(err error) bool {
 // TestStartFailsCleanly: a target beyond loopback is refused before anything starts, and a binary that exits at
 // once is reported as such rather than waited for until the deadline.
 func TestStartFailsCleanly(t *testing.T) {
-	promBin, _ := binaries(t)
+	promBin, _ := BinariesFromEnv(t)
 	dir := t.TempDir()
 	_, err := Start(t.Context(), Options{Prometheus: promBin, Dir: dir, Targets: []string{"10.0.0.1:9100"}})
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
