@@ -33,7 +33,7 @@ const (
 
 // Bounds of what an analysis keeps in status: a status must stay well under the API server's object size limit.
 const (
-	maxMeasurements   = 240
+	maxMeasurements   = 120
 	maxStoredQuery    = 1024
 	maxStoredMessage  = 256
 	minJudgeSamples   = 5
@@ -89,7 +89,10 @@ func (r *PromotionReconciler) analyse(ctx context.Context, s *scope, i int) (ste
 		return stepPassed, true, nil
 	}
 	a.Message = reason
-	st.Message = fmt.Sprintf("%s: %s.", describeRun(s, i), reason)
+	// The stage message stays the same from one reading to the next — the counts are in the analysis status — so
+	// that the Ready condition, which quotes it, does not change (and emit an event) at every reading.
+	st.Message = fmt.Sprintf("%s: measuring every %s (`ferry analysis %s --stage %s`).", describeRun(s, i),
+		interval(spec), s.p.Name, st.Name)
 	if a.OutageSince != nil {
 		s.waitFor(ReasonAnalysisInconclusive, "stage %s: no usable data since %s: %s", st.Name, a.OutageSince.Format(time.RFC3339), lastMissing(a))
 	}

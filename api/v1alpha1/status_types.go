@@ -368,7 +368,7 @@ type AnalysisStatus struct {
 	// Measurements of the run, oldest first, bounded (the oldest are dropped first).
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=240
+	// +kubebuilder:validation:MaxItems=120
 	Measurements []Measurement `json:"measurements,omitempty"`
 
 	// Comparisons are the baseline judge's latest verdicts, one per metric compared.

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,9 +31,13 @@ type controller struct {
 	log        *os.File
 	metrics    string // http://127.0.0.1:port/metrics
 	webhook    string // http://127.0.0.1:port/registry
+	token      string // the bearer token the webhook requires
 	pprof      string // http://127.0.0.1:port/debug/pprof/
 	started    time.Time
 	peakRSSKiB int64
+	// windowRSSKiB is the highest VmRSS sampled since the last resetPeak (0: no window open).
+	windowRSSKiB int64
+	windowOpen   bool
 
 	stopSampling chan struct{}
 	sampled      sync.WaitGroup
@@ -49,12 +55,23 @@ func startController(ctx context.Context, bin, kubeconfig, dir, logName string) 
 		return nil, err
 	}
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	// The registry webhook accepts only callers that prove a shared secret: a random token, as a registry's
+	// notification endpoint would be configured with.
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(secret)
+	tokenFile := filepath.Join(dir, "webhook-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address="+addr(ports[0]), "--health-probe-bind-address="+addr(ports[1]),
-		"--webhook-bind-address="+addr(ports[2]), "--pprof-bind-address="+addr(ports[3]),
-		"--cache-dir", filepath.Join(dir, "cache"))
+		"--metrics-bind-address="+addr(ports[0]), "--metrics-secure=false", "--health-probe-bind-address="+addr(ports[1]),
+		"--webhook-bind-address="+addr(ports[2]), "--webhook-token-file="+tokenFile,
+		"--pprof-bind-address="+addr(ports[3]), "--cache-dir", filepath.Join(dir, "cache"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	c := &controller{cmd: cmd, log: logFile, metrics: "http://" + addr(ports[0]) + "/metrics",
+	c := &controller{cmd: cmd, log: logFile, token: token, metrics: "http://" + addr(ports[0]) + "/metrics",
 		webhook: "http://" + addr(ports[2]) + "/registry", pprof: "http://" + addr(ports[3]) + "/debug/pprof/",
 		stopSampling: make(chan struct{})}
 	c.started = time.Now()
@@ -78,6 +95,28 @@ func startController(ctx context.Context, bin, kubeconfig, dir, logName string) 
 		return nil, fmt.Errorf("waiting for the controller to be ready (log %s): %w", logFile.Name(), err)
 	}
 	return c, nil
+}
+
+// notify sends the registry notification for a push to repository (host/path), with the webhook's token, and
+// returns an error unless the controller accepted it.
+func (c *controller) notify(repository string) error {
+	body := fmt.Sprintf(`{"repository":%q}`, repository)
+	req, err := http.NewRequest(http.MethodPost, c.webhook, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("notifying %s: %w", c.webhook, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("webhook answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }
 
 // stop interrupts the controller, waits for it to exit and stops sampling.
@@ -137,6 +176,9 @@ func (c *controller) sampleRSS() {
 		if m, err := c.readMemory(); err == nil {
 			c.mu.Lock()
 			c.peakRSSKiB = max(c.peakRSSKiB, m.hwmKiB)
+			if c.windowOpen {
+				c.windowRSSKiB = max(c.windowRSSKiB, m.rssKiB)
+			}
 			c.mu.Unlock()
 		}
 		select {
@@ -145,6 +187,23 @@ func (c *controller) sampleRSS() {
 		case <-t.C:
 		}
 	}
+}
+
+// resetPeak opens a measuring window: from now on windowPeak is the highest resident set seen, and the kernel's
+// VmHWM is reset to the current RSS (writing 5 to clear_refs), so that it too covers only the window. The
+// lifetime peak kept by peak() is not affected.
+func (c *controller) resetPeak() error {
+	c.mu.Lock()
+	c.windowOpen, c.windowRSSKiB = true, 0
+	c.mu.Unlock()
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", c.cmd.Process.Pid), []byte("5"), 0)
+}
+
+// windowPeak is the highest VmRSS sampled since resetPeak.
+func (c *controller) windowPeak() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.windowRSSKiB
 }
 
 func (c *controller) peak() int64 {
@@ -216,7 +275,11 @@ func reconcileLatency(families map[string]*dto.MetricFamily) (latency, error) {
 	if len(series) == 0 || series[0].GetHistogram() == nil {
 		return latency{}, errors.New("no controller_runtime_reconcile_time_seconds histogram for controller=\"promotion\"")
 	}
-	h := series[0].GetHistogram()
+	return histogramLatency(series[0].GetHistogram()), nil
+}
+
+// histogramLatency reduces a histogram to the report's figures.
+func histogramLatency(h *dto.Histogram) latency {
 	type bucket struct {
 		upper float64
 		count uint64
@@ -252,7 +315,7 @@ func reconcileLatency(families map[string]*dto.MetricFamily) (latency, error) {
 	if l.count > prev {
 		l.max = math.Inf(1)
 	}
-	return l, nil
+	return l
 }
 
 // freePorts reserves n loopback ports for the controller's listeners.
@@ -290,6 +353,33 @@ func waitFor(ctx context.Context, interval time.Duration, cond func() (bool, err
 			return ctx.Err()
 		case <-time.After(interval):
 		}
+	}
+}
+
+// saveCPUProfile records the controller's CPU profile for d into path; a failure is only reported.
+func (c *controller) saveCPUProfile(path string, d time.Duration) {
+	err := func() error {
+		client := &http.Client{Timeout: d + 30*time.Second}
+		resp, err := client.Get(fmt.Sprintf("%sprofile?seconds=%d", c.pprof, int(d.Seconds())))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %sprofile: %s", c.pprof, resp.Status)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			_ = f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		fmt.Printf("  (CPU profile not saved: %v)\n", err)
 	}
 }
 

@@ -2,7 +2,10 @@
 // (1,000 by default) with signed sources in loopback registries and Git repositories behind git http-backend. It
 // runs the real controller binary as a child process and prints its memory, the time of a full resync, reconcile
 // latency and the time from a registry notification to the dev commit, each with its ratio to the target. It
-// asserts nothing about time; docs/benchmarks/controller.md records the figures.
+// asserts nothing about time; docs/benchmarks/controller.md records the figures. With BENCH_ANALYSIS=M it then
+// adds an analysis of M metrics to every stage, releases a new version of every application, and measures the
+// controller while every dev stage soaks under analysis against a Prometheus API this process serves
+// (analysis.go; docs/benchmarks/canary.md records the figures).
 package main
 
 import (
@@ -34,6 +37,11 @@ type config struct {
 	promotions, tenants int
 	timeout             time.Duration
 	dir                 string // logs, caches and Git repositories of the run, kept for a look afterwards
+	// analysisMetrics > 0 adds the analysis phase (see analysis.go): every stage analyses this many metrics
+	// at analysisInterval, measured over analysisWindow.
+	analysisMetrics                  int
+	analysisInterval, analysisWindow time.Duration
+	analysisWarmup                   time.Duration // from every dev stage soaking to the window; 3 intervals unless set
 }
 
 func main() {
@@ -52,7 +60,8 @@ func loadConfig() (config, error) {
 	if err != nil {
 		return config{}, err
 	}
-	c := config{promotions: 1000, tenants: 10, timeout: 45 * time.Minute, dir: filepath.Join(root, "bin", "bench-controller")}
+	c := config{promotions: 1000, tenants: 10, timeout: 45 * time.Minute, dir: filepath.Join(root, "bin", "bench-controller"),
+		analysisInterval: 10 * time.Second, analysisWindow: 2 * time.Minute}
 	for _, v := range []struct {
 		env string
 		dst *int
@@ -65,12 +74,31 @@ func loadConfig() (config, error) {
 			*v.dst = n
 		}
 	}
-	if s := os.Getenv("BENCH_TIMEOUT"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return c, fmt.Errorf("BENCH_TIMEOUT=%q: %w", s, err)
+	if s := os.Getenv("BENCH_ANALYSIS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 20 {
+			return c, fmt.Errorf("BENCH_ANALYSIS=%q: want the number of metrics, 0 (no analysis) to 20", s)
 		}
-		c.timeout = d
+		c.analysisMetrics = n
+	}
+	for _, v := range []struct {
+		env string
+		dst *time.Duration
+	}{{"BENCH_TIMEOUT", &c.timeout}, {"BENCH_ANALYSIS_INTERVAL", &c.analysisInterval}, {"BENCH_ANALYSIS_WINDOW", &c.analysisWindow},
+		{"BENCH_ANALYSIS_WARMUP", &c.analysisWarmup}} {
+		if s := os.Getenv(v.env); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return c, fmt.Errorf("%s=%q: want a positive duration", v.env, s)
+			}
+			*v.dst = d
+		}
+	}
+	if c.analysisWarmup == 0 {
+		c.analysisWarmup = 3 * c.analysisInterval
+	}
+	if c.analysisInterval < time.Second {
+		return c, fmt.Errorf("BENCH_ANALYSIS_INTERVAL=%s: want at least 1s (the interval is in whole seconds in PromQL)", c.analysisInterval)
 	}
 	if s := os.Getenv("BENCH_DIR"); s != "" {
 		c.dir = s
@@ -95,6 +123,7 @@ type results struct {
 	resyncMemory    string
 	rolloutsStalled int
 	steps           []stepStats
+	analysis        *analysisResults
 }
 
 func run(cfg config) error {
@@ -141,15 +170,25 @@ func run(cfg config) error {
 		return err
 	}
 
+	var stub *promStub
+	if cfg.analysisMetrics > 0 {
+		if stub, err = startPromStub(w); err != nil {
+			return err
+		}
+	}
+
 	var res results
 	if err := firstRun(ctx, cfg, env.Client, w, f, bin, kubeconfig, &res); err != nil {
 		return err
 	}
-	if err := restartRun(ctx, cfg, bin, kubeconfig, &res); err != nil {
+	if err := restartRun(ctx, cfg, env.Client, w, f, bin, kubeconfig, stub, &res); err != nil {
 		return err
 	}
 	res.rolloutsStalled = int(rolls.failures.Load())
 	report(cfg, res)
+	if res.analysis != nil {
+		reportAnalysis(cfg, *res.analysis)
+	}
 	return nil
 }
 
@@ -200,8 +239,9 @@ func firstRun(ctx context.Context, cfg config, c client.Client, w *world, f flee
 	return nil
 }
 
-// restartRun restarts the controller on the settled fleet and times its full resync.
-func restartRun(ctx context.Context, cfg config, bin, kubeconfig string, res *results) error {
+// restartRun restarts the controller on the settled fleet and times its full resync; with an analysis, the
+// restarted controller then runs the analysis phase.
+func restartRun(ctx context.Context, cfg config, c client.Client, w *world, f fleet, bin, kubeconfig string, stub *promStub, res *results) error {
 	fmt.Printf("==> Restarting ferry-controller: full resync of %d settled Promotions (log %s)\n", cfg.promotions,
 		filepath.Join(cfg.dir, "controller-2.log"))
 	ctl, err := startController(ctx, bin, kubeconfig, cfg.dir, "controller-2.log")
@@ -226,6 +266,14 @@ func restartRun(ctx context.Context, cfg config, bin, kubeconfig string, res *re
 	res.resyncRSSKiB, res.resyncPeakKiB = mem.rssKiB, max(ctl.peak(), mem.hwmKiB)
 	res.resyncMemory = runtimeBreakdown(mem, families)
 	ctl.saveProfile(filepath.Join(cfg.dir, "heap-resync.pprof"))
+	if stub == nil {
+		return nil
+	}
+	a, err := analysisRun(ctx, cfg, c, w, f, ctl, stub)
+	if err != nil {
+		return fmt.Errorf("analysis phase: %w", err)
+	}
+	res.analysis = &a
 	return nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strings"
 	"time"
@@ -137,14 +136,8 @@ func measureWebhook(ctx context.Context, c client.Client, w *world, ctl *control
 	}
 	run.digest, run.pushAndSign = d.DigestStr(), time.Since(began)
 	sent := time.Now()
-	body := fmt.Sprintf(`{"repository":%q}`, w.SourceRegistry+"/"+a.source())
-	resp, err := http.Post(ctl.webhook, "application/json", strings.NewReader(body))
-	if err != nil {
-		return run, fmt.Errorf("notifying %s: %w", ctl.webhook, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return run, fmt.Errorf("webhook answered %s", resp.Status)
+	if err := ctl.notify(w.SourceRegistry + "/" + a.source()); err != nil {
+		return run, err
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
