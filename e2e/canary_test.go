@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -1021,23 +1022,33 @@ type stateLog struct {
 
 func watchStates(t *testing.T, h *harness) *stateLog {
 	t.Helper()
+	l := &stateLog{states: map[string][]stageState{}}
+	watchEvery(t, h, &ferryv1.PromotionList{}, func(obj client.Object) { l.note(obj.(*ferryv1.Promotion)) }, func() {
+		l.mu.Lock()
+		l.errs++
+		l.mu.Unlock()
+	}, client.InNamespace(promotionNamespace))
+	return l
+}
+
+// watchEvery calls note with every object of list's kind the API server reports, from now until the test ends,
+// watching again from where it stopped when a watch ends (and from the current state after 410 Gone); failed
+// calls to start a watch are counted through failed.
+func watchEvery(t *testing.T, h *harness, list client.ObjectList, note func(client.Object), failed func(), opts ...client.ListOption) {
+	t.Helper()
 	c, err := client.NewWithWatch(h.cluster.RESTConfig, client.Options{Scheme: h.c.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &stateLog{states: map[string][]stageState{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		rv := ""
 		for ctx.Err() == nil {
-			watcher, err := c.Watch(ctx, &ferryv1.PromotionList{}, client.InNamespace(promotionNamespace),
-				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+			watcher, err := c.Watch(ctx, list, append(opts, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})...)
 			if err != nil {
-				l.mu.Lock()
-				l.errs++
-				l.mu.Unlock()
+				failed()
 				select {
 				case <-ctx.Done():
 				case <-time.After(200 * time.Millisecond): // the API server may be briefly busy
@@ -1045,13 +1056,13 @@ func watchStates(t *testing.T, h *harness) *stateLog {
 				continue
 			}
 			for ev := range watcher.ResultChan() {
-				p, ok := ev.Object.(*ferryv1.Promotion)
-				if !ok { // an error, e.g. 410 Gone: start again from the current state
+				obj, ok := ev.Object.(client.Object)
+				if !ok || ev.Type == watch.Error { // e.g. 410 Gone: start again from the current state
 					rv = ""
 					continue
 				}
-				rv = p.ResourceVersion
-				l.note(p)
+				rv = obj.GetResourceVersion()
+				note(obj)
 			}
 			watcher.Stop()
 		}
@@ -1060,7 +1071,6 @@ func watchStates(t *testing.T, h *harness) *stateLog {
 		cancel()
 		<-done
 	})
-	return l
 }
 
 func (l *stateLog) note(p *ferryv1.Promotion) {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,10 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
@@ -173,42 +170,9 @@ type copyLog struct {
 
 func watchCopies(t *testing.T, h *harness) *copyLog {
 	t.Helper()
-	c, err := client.NewWithWatch(h.cluster.RESTConfig, client.Options{Scheme: h.c.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := &copyLog{seen: map[string]map[string]bool{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rv := ""
-		for ctx.Err() == nil {
-			watcher, err := c.Watch(ctx, &appsv1.DeploymentList{}, client.HasLabels{canary.TrackLabel},
-				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
-			if err != nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond): // the API server may be briefly busy
-				}
-				continue
-			}
-			for ev := range watcher.ResultChan() {
-				d, ok := ev.Object.(*appsv1.Deployment)
-				if !ok { // an error, e.g. 410 Gone: start again from the current state
-					rv = ""
-					continue
-				}
-				rv = d.ResourceVersion
-				l.note(d)
-			}
-			watcher.Stop()
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	watchEvery(t, h, &appsv1.DeploymentList{}, func(obj client.Object) { l.note(obj.(*appsv1.Deployment)) }, func() {},
+		client.HasLabels{canary.TrackLabel})
 	return l
 }
 
