@@ -36,6 +36,10 @@ const analysisSoak = 6 * time.Hour
 // analysisVersion is the release every application gets for the analysis phase.
 const analysisVersion = "2.0.0"
 
+// readingsBound is how many readings a stage's analysis status keeps (maxMeasurements in
+// controllers/stage_analysis.go, MaxItems of status.stages[].analysis.measurements).
+const readingsBound = 120
+
 // metricValue is what the stub answers for a metric: below every metric's max, so every reading passes.
 const metricValue = "0.004"
 
@@ -191,6 +195,7 @@ func loadAverage() string {
 type cpuMark struct {
 	at                   time.Time
 	controller, self     int64
+	apiServer            int64 // envtest's kube-apiserver and etcd, children of this process
 	machineBusy, machine int64
 }
 
@@ -203,8 +208,39 @@ func markCPU(ctl *controller) (cpuMark, error) {
 	if m.self, err = cpuTicks("self"); err != nil {
 		return m, err
 	}
+	for _, pid := range controlPlane() {
+		if t, err := cpuTicks(pid); err == nil {
+			m.apiServer += t
+		}
+	}
 	m.machineBusy, m.machine, err = machineCPU()
 	return m, err
+}
+
+// controlPlane finds envtest's etcd and kube-apiserver: the children of this process by those names.
+func controlPlane() []string {
+	self := strconv.Itoa(os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	var pids []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		comm := string(b[open+1 : end])
+		f := strings.Fields(string(b[end+1:])) // state ppid ...
+		if len(f) > 1 && f[1] == self && (comm == "etcd" || comm == "kube-apiserver") {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
 }
 
 // analysisResults are the figures of the analysis window.
@@ -219,6 +255,7 @@ type analysisResults struct {
 	values, fresh    int64 // queries answered in the window
 	busiestSecond    int64
 	ctlCPU, selfCPU  float64 // CPU seconds over the window
+	apiServerCPU     float64 // envtest's kube-apiserver and etcd, CPU seconds over the window
 	machineBusyCores float64 // the machine's busy cores over the window, every process and session included
 	cores            float64
 	loadStart        string
@@ -401,6 +438,7 @@ func analysisRun(ctx context.Context, cfg config, c client.Client, w *world, f f
 	r.values, r.fresh = v1-v0, f1-f0
 	r.ctlCPU = float64(cpu1.controller-cpu0.controller) / clockTicks
 	r.selfCPU = float64(cpu1.self-cpu0.self) / clockTicks
+	r.apiServerCPU = float64(cpu1.apiServer-cpu0.apiServer) / clockTicks
 	if d := cpu1.machine - cpu0.machine; d > 0 {
 		r.cores = float64(d) / clockTicks / elapsed
 		r.machineBusyCores = float64(cpu1.machineBusy-cpu0.machineBusy) / clockTicks / elapsed
@@ -673,6 +711,7 @@ func reportAnalysis(cfg config, r analysisResults) {
 	}
 	info("controller CPU over the window", r.ctlCPU/secs, "cor")
 	info("benchmark process CPU (stub, rollouts, registries)", r.selfCPU/secs, "cor")
+	info("kube-apiserver + etcd CPU", r.apiServerCPU/secs, "cor")
 	fmt.Printf("%-58s %9.2f of %.0f cores (load average %s at the start, %s at the end)\n",
 		"machine busy over the window (all processes and sessions)", r.machineBusyCores, r.cores, r.loadStart, r.loadEnd)
 	info("busiest second (queries)", float64(r.busiestSecond), "")
@@ -701,15 +740,18 @@ func reportAnalysis(cfg config, r analysisResults) {
 	for _, k := range reasons {
 		fmt.Printf(" %s %d", k, r.events[k])
 	}
+	if len(reasons) == 0 {
+		fmt.Print(" none")
+	}
 	fmt.Println()
-	fmt.Printf("status after the window: mean %.1f KiB per Promotion (max %.1f KiB, all %.1f MiB); readings kept per dev stage mean %.0f, max %.0f (bound 240)\n",
+	fmt.Printf("status after the window: mean %.1f KiB per Promotion (max %.1f KiB, all %.1f MiB); readings kept per dev stage mean %.0f, max %.0f (bound %d)\n",
 		float64(r.statusBytes.mean)/1024, float64(r.statusBytes.max)/1024, float64(r.statusBytes.total)/(1<<20),
-		r.measurements.mean, r.measurements.max)
+		r.measurements.mean, r.measurements.max, readingsBound)
 	if r.measurements.mean > 0 {
 		n := float64(len(r.kept))
 		perStage, perReading := float64(r.analysisBytes)/n, float64(r.readingBytes)/n/r.measurements.mean
-		fmt.Printf("  a dev stage's status.analysis (JSON): %.1f KiB with %.0f readings (%.0f bytes a reading); at the bound of 240 readings about %.0f KiB\n",
-			perStage/1024, r.measurements.mean, perReading, (perStage+perReading*(240-r.measurements.mean))/1024)
+		fmt.Printf("  a dev stage's status.analysis (JSON): %.1f KiB with %.0f readings (%.0f bytes a reading); at the bound of %d readings about %.0f KiB\n",
+			perStage/1024, r.measurements.mean, perReading, readingsBound, (perStage+perReading*(readingsBound-r.measurements.mean))/1024)
 	}
 	fmt.Printf("memory at the window's end: %s\n", r.memory)
 	if !r.peakFromHWM {
