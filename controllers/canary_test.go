@@ -494,3 +494,31 @@ func TestStepStartWithoutDataIsNotCounted(t *testing.T) {
 		t.Errorf("%d inconclusive canary readings kept, want the one at the first step's start", missing)
 	}
 }
+
+// TestDeletedCopyIsAppliedAgain: a reading round only observes the step's copies; one deleted by hand mid-step is
+// seen not to be as asked and is applied again.
+func TestDeletedCopyIsAppliedAgain(t *testing.T) {
+	f := newCanaryFixture(t)
+	p := f.promotion()
+	p.Spec.Stages[0].Canary.Steps[0].Pause = &metav1.Duration{Duration: time.Hour}
+	f.running(t, p)
+
+	f.prom.set("canary", constant(0))
+	v2 := f.pushRelease(t, "1.1.0", true).DigestStr()
+	eventually(t, "the step to be measured", func() (bool, string) {
+		a := getPromotion(t, f.e.Client, f.ns, p.Name).Status.Stages[0].Analysis
+		return a != nil && a.Digest == v2 && a.StepStartedAt != nil && a.Taken > 0, analysisState(a)
+	})
+	copies := f.copies(t)
+	if len(copies) != 1 {
+		t.Fatalf("%d copies, want the canary", len(copies))
+	}
+	gone := copies[0].UID
+	if err := f.e.Client.Delete(context.Background(), &copies[0]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the canary copy to be applied again", func() (bool, string) {
+		now := f.copies(t)
+		return len(now) == 1 && now[0].UID != gone && now[0].DeletionTimestamp.IsZero(), fmt.Sprintf("%d copies", len(now))
+	})
+}

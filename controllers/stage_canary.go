@@ -105,7 +105,7 @@ func (r *PromotionReconciler) canaryStage(ctx context.Context, s *scope, i int) 
 func (r *PromotionReconciler) stepReady(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
 	a := st.Analysis
-	status, err := r.ensureCopies(ctx, s, i)
+	status, err := r.stepCopies(ctx, s, i)
 	if err != nil {
 		return false, err
 	}
@@ -160,6 +160,47 @@ func (r *PromotionReconciler) finishCanary(ctx context.Context, s *scope, i int)
 	r.event(s.p, corev1.EventTypeNormal, ReasonCanaryPassed, "stage %s: canary of %s passed; applied %s", st.Name, st.InFlightDigest, shortSHA(st.LastCommit))
 	s.setPhase(i, ferryv1.PhaseProgressing, "Canary passed; applied commit %s, waiting for the rollout to become healthy.", shortSHA(st.LastCommit))
 	return true, nil
+}
+
+// stepCopies returns the step's copies. Once the step has started, its copies were applied as it asks: a reading
+// round only lists them (one request) and applies them again only when they are not as asked any more (deleted,
+// scaled, or from another commit), rather than reading the stable Deployments and applying every copy again.
+func (r *PromotionReconciler) stepCopies(ctx context.Context, s *scope, i int) (canary.Status, error) {
+	if s.stage(i).Analysis.StepStartedAt != nil {
+		engine, target, err := r.canaryEngine(s, i)
+		if err != nil {
+			return canary.Status{}, err
+		}
+		workloads, err := r.canaryWorkloads(ctx, s, i, target)
+		if err != nil {
+			return canary.Status{}, err
+		}
+		status, err := engine.Observe(ctx, target.Namespace, ownerLabel(target.Owner))
+		if err == nil && status.Ready && copiesAsAsked(status, s, i, len(workloads)) {
+			return status, nil
+		}
+	}
+	return r.ensureCopies(ctx, s, i)
+}
+
+// copiesAsAsked reports whether the observed copies are those the step asks for: one canary (and one baseline)
+// per workload, each of the step's size and from the stage's commit.
+func copiesAsAsked(status canary.Status, s *scope, i, workloads int) bool {
+	stage := &s.p.Spec.Stages[i]
+	want := workloads
+	if stage.Analysis != nil && stage.Analysis.Baseline != nil {
+		want *= 2
+	}
+	if len(status.Copies) != want {
+		return false
+	}
+	replicas := canary.Share(s.stage(i).Analysis.Weight, stage.Canary.Replicas)
+	for _, c := range status.Copies {
+		if c.Desired != replicas || c.Revision != s.stage(i).LastCommit {
+			return false
+		}
+	}
+	return true
 }
 
 // ensureCopies runs the step's canary copy (and baseline copy) of every Deployment of the stage that runs its image.
