@@ -73,9 +73,8 @@
 //
 //	share = w/100 + (1 - w/100) * k/(N+k+b)
 //
-// (EffectiveShare), as evenly as the gateway spreads a backend over its endpoints. RouteWeight inverts it: the route
-// weight that gives a target share, 0 when the replica share alone already reaches it. The replica share is the
-// least a route can give the canary, so with a route the copies are best kept small (one replica each), where
+// as evenly as the gateway spreads a backend over its endpoints. The replica share is the least a route can give
+// the canary, so with a route the copies are best kept small (one replica each), where
 // the weight, not the replica count, carries the traffic. The baseline gets traffic only this way, its replica
 // share of the stable backend, which is what metrics compare the canary against.
 //
