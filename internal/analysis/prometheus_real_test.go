@@ -22,7 +22,7 @@ import (
 func startReal(t *testing.T, targets ...string) *promserver.Server {
 	t.Helper()
 	promBin, pgwBin := promserver.BinariesFromEnv(t)
-	var log logBuffer
+	var log promserver.LogBuffer
 	s, err := promserver.Start(t.Context(), promserver.Options{Prometheus: promBin, Pushgateway: pgwBin,
 		Targets: targets, ScrapeInterval: time.Second, Log: &log})
 	if err != nil {
@@ -38,24 +38,6 @@ func startReal(t *testing.T, targets ...string) *promserver.Server {
 		}
 	})
 	return s
-}
-
-// logBuffer collects the processes' output; they write from their own goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // eventually polls cond every 100ms until it holds, failing the test with cond's last word after timeout.

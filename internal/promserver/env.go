@@ -2,6 +2,8 @@ package promserver
 
 import (
 	"os"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -21,4 +23,23 @@ func BinariesFromEnv(t testing.TB) (prometheus, pushgateway string) {
 	}
 	t.Skip(msg)
 	return "", ""
+}
+
+// LogBuffer collects the processes' output (Options.Log) for a test to show when it fails; the processes write
+// from their own goroutines.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -10,29 +10,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// logBuffer collects the processes' output, shown when the test failed.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // sample is one instant query's single result.
 type sample struct {
@@ -107,7 +88,7 @@ func TestStartPushStopRestart(t *testing.T) {
 	}))
 	t.Cleanup(exporter.Close)
 
-	var log logBuffer
+	var log LogBuffer
 	s, err := Start(ctx, Options{Prometheus: promBin, Pushgateway: pgwBin, ScrapeInterval: 200 * time.Millisecond,
 		Targets: []string{strings.TrimPrefix(exporter.URL, "http://")}, Log: &log})
 	if err != nil {
