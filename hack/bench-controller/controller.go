@@ -358,27 +358,8 @@ func waitFor(ctx context.Context, interval time.Duration, cond func() (bool, err
 
 // saveCPUProfile records the controller's CPU profile for d into path; a failure is only reported.
 func (c *controller) saveCPUProfile(path string, d time.Duration) {
-	err := func() error {
-		client := &http.Client{Timeout: d + 30*time.Second}
-		resp, err := client.Get(fmt.Sprintf("%sprofile?seconds=%d", c.pprof, int(d.Seconds())))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %sprofile: %s", c.pprof, resp.Status)
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			_ = f.Close()
-			return err
-		}
-		return f.Close()
-	}()
-	if err != nil {
+	url := fmt.Sprintf("%sprofile?seconds=%d", c.pprof, int(d.Seconds()))
+	if err := download(url, path, d+30*time.Second); err != nil {
 		fmt.Printf("  (CPU profile not saved: %v)\n", err)
 	}
 }
@@ -386,30 +367,32 @@ func (c *controller) saveCPUProfile(path string, d time.Duration) {
 // saveProfile writes the controller's heap profile to path for `go tool pprof`; a failure is only reported, the
 // figures do not depend on it.
 func (c *controller) saveProfile(path string) {
-	err := func() error {
-		resp, err := http.Get(c.pprof + "heap")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %sheap: %s", c.pprof, resp.Status)
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			_ = f.Close()
-			return err
-		}
-		return f.Close()
-	}()
-	if err != nil {
+	if err := download(c.pprof+"heap", path, time.Minute); err != nil {
 		fmt.Printf("  (heap profile not saved: %v)\n", err)
 		return
 	}
 	fmt.Printf("  heap profile: go tool pprof -top %s\n", path)
+}
+
+// download writes what GET url answers into path.
+func download(url, path string, timeout time.Duration) error {
+	resp, err := (&http.Client{Timeout: timeout}).Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // runtimeBreakdown says where resident memory goes, from /proc and the Go runtime's own metrics.
