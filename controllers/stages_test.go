@@ -81,15 +81,18 @@ func (f *stagesFixture) waitStages(t testing.TB, name, digest string, phase ferr
 	var got *ferryv1.Promotion
 	eventually(t, fmt.Sprintf("%v to run %s (%s)", stages, digest, phase), func() (bool, string) {
 		got = getPromotion(t, f.e.Client, f.ns, name)
+		found := 0
 		for _, st := range got.Status.Stages {
 			if !contains(stages, st.Name) {
 				continue
 			}
+			found++
 			if st.Digest != digest || st.Phase != phase || st.InFlightDigest != "" {
 				return false, got.Status.Summary + "; " + st.Name + ": " + st.Message
 			}
 		}
-		return len(got.Status.Stages) > 0, got.Status.Summary
+		// Every stage named must be there: a misspelt name must not make the wait pass.
+		return found == len(stages), got.Status.Summary
 	})
 	return got
 }
