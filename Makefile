@@ -39,9 +39,10 @@ build: generate manifests ## Build ferry and ferry-controller into bin/.
 	ln -sf ferry bin/kubectl-ferry
 
 .PHONY: verify
-verify: generate manifests ## Fail when generated files are stale or Go files unformatted.
+verify: generate manifests ## Fail when generated files are stale, Go files unformatted or go.mod untidy.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run 'go mod tidy' and commit"; exit 1; }
 
 ##@ Real parts for tests (built once, cached under bin/)
 
