@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -41,8 +40,8 @@ func startManager(t testing.TB, engines Engines) *PromotionReconciler {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// Each test runs its own manager with the same controller.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		// As cmd/ferry-controller runs it: cached objects carry no managed fields.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// As cmd/ferry-controller runs it: no managed fields, no Secret metadata beyond names.
+		Cache: CacheOptions(nil),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -60,6 +59,7 @@ type options struct {
 	webhookAddr, webhookTokenFile, webhookHMACSecretFile         string
 	webhookCertPath                                              string
 	leaderElect                                                  bool
+	watchNamespaces                                              string
 	concurrency                                                  int
 	tenancy                                                      tenancyOptions
 }
@@ -99,6 +99,7 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the token registry notifications must present, as \"Authorization: Bearer <token>\" or \"?token=<token>\" (at least 16 bytes; surrounding blanks are ignored). $"+envWebhookToken+" may hold it instead.")
 	fs.StringVar(&o.webhookHMACSecretFile, "webhook-hmac-secret-file", "", "File holding the secret of registries that sign notifications: \""+webhook.SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>\" (at least 16 bytes). $"+envWebhookHMACSecret+" may hold it instead. With a token too, either is accepted.")
 	fs.StringVar(&o.webhookCertPath, "webhook-cert-path", "", "Folder holding tls.crt and tls.key: serve the registry webhook over HTTPS, reloading them when they change; empty: plain HTTP.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose Promotions this controller serves (and whose Secrets and ConfigMaps it watches by name); empty: every namespace.")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
 	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "ferry"), "Folder for Git workspaces and checkouts; it must belong to this process alone.")
 	bindTenancyFlags(fs, &o.tenancy)
@@ -113,6 +114,9 @@ func run(ctx context.Context, o options) error {
 	metricsOpts, err := metricsOptions(o)
 	if err != nil {
 		return err
+	}
+	if _, err := controllers.ParseNamespaces(o.watchNamespaces); err != nil {
+		return fmt.Errorf("--watch-namespaces: %w", err)
 	}
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ferry-controller", "version", version.Get().String())
@@ -172,11 +176,11 @@ func run(ctx context.Context, o options) error {
 
 // managerOptions are the controller manager's options for the flags.
 func managerOptions(o options, scheme *runtime.Scheme, metricsOpts metricsserver.Options) ctrl.Options {
+	// ParseNamespaces cannot fail here: run checked the flag first.
+	namespaces, _ := controllers.ParseNamespaces(o.watchNamespaces)
 	return ctrl.Options{
-		Scheme: scheme,
-		// Managed fields are a large share of every cached object and the reconciler needs them only to name
-		// who set an annotation, which it reads from the API server then.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(namespaces),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,

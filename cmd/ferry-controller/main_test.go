@@ -527,3 +527,12 @@ func TestMetricsNeedAuthenticationAndAuthorization(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+// An unusable --watch-namespaces stops the controller before anything starts, naming the flag and the name.
+func TestBadWatchNamespacesFailsAtStart(t *testing.T) {
+	o := parseOptions(t, "--webhook-bind-address=0", "--metrics-bind-address=0", "--watch-namespaces=team-a,Team_B")
+	err := run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "--watch-namespaces") || !strings.Contains(err.Error(), "Team_B") {
+		t.Fatalf("run = %v, want an error naming --watch-namespaces and Team_B", err)
+	}
+}
