@@ -11,6 +11,7 @@ import (
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/analysis"
 	"github.com/ferrycd/ferry/internal/gitops"
+	"github.com/ferrycd/ferry/internal/idle"
 	"github.com/ferrycd/ferry/internal/scm"
 	"github.com/ferrycd/ferry/internal/sync"
 )
@@ -74,6 +75,9 @@ type Syncer interface {
 	// progressing, an edit by hand), so that the stage is looked at at once rather than at its next poll. fn must
 	// not block.
 	OnChange(fn func(owner string))
+	// Forget says the stage labelled owner is gone (its Promotion deleted), so that what is kept for its cluster
+	// can be let go of once no other stage uses it.
+	Forget(owner string)
 }
 
 // Default waits between checks of things that change outside Ferry. A rollout's progress also wakes its
@@ -82,3 +86,16 @@ const (
 	approvalPollInterval = 30 * time.Second
 	healthPollInterval   = 15 * time.Second
 )
+
+// clientIdleTTL is how long a shared Prometheus or stage-cluster client is kept unused: a deleted Promotion or a
+// rotated credential leaves its client behind that long, no longer.
+const clientIdleTTL = 30 * time.Minute
+
+// shared returns the reconciler's pools of shared clients, made on first use.
+func (r *PromotionReconciler) shared() *PromotionReconciler {
+	r.sharedOnce.Do(func() {
+		r.queriers = idle.New[analysis.Querier](clientIdleTTL, nil, nil)
+		r.stageClients = idle.New[client.Client](clientIdleTTL, nil, nil)
+	})
+	return r
+}

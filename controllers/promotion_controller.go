@@ -24,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/analysis"
+	"github.com/ferrycd/ferry/internal/idle"
 	"github.com/ferrycd/ferry/internal/metrics"
 	"github.com/ferrycd/ferry/internal/text"
 )
@@ -78,11 +80,14 @@ type PromotionReconciler struct {
 	// objects the sync engine saw change.
 	owners  sync.Map
 	changes signals
-	// queriers and stageClients share Prometheus clients and stage-cluster clients, by server and identity;
-	// canaryObjects remembers the Deployments a commit's canary copies (see canaryWorkloads).
-	queriers, stageClients sync.Map
-	canaryOnce             sync.Once
-	canaryObjects          *lru.Cache
+	// queriers and stageClients share Prometheus clients and stage-cluster clients, by server and identity, and
+	// let go of those unused for clientIdleTTL (see shared); canaryObjects remembers the Deployments a commit's
+	// canary copies (see canaryWorkloads).
+	sharedOnce    sync.Once
+	queriers      *idle.Pool[analysis.Querier]
+	stageClients  *idle.Pool[client.Client]
+	canaryOnce    sync.Once
+	canaryObjects *lru.Cache
 }
 
 // +kubebuilder:rbac:groups=ferry.dev,resources=promotions,verbs=get;list;watch;update;patch
@@ -162,7 +167,8 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 // forget drops what this process remembers of a deleted Promotion: its metrics series, when its source was last
-// asked, which stage owners are its, and that its metrics were initialised.
+// asked, which stage owners are its (and the sync engine's hold on their clusters), and that its metrics were
+// initialised.
 func (r *PromotionReconciler) forget(key types.NamespacedName) {
 	r.metrics().Forget(metrics.Promotion{Namespace: key.Namespace, Name: key.Name})
 	r.discovered.Delete(key)
@@ -170,6 +176,9 @@ func (r *PromotionReconciler) forget(key types.NamespacedName) {
 	r.owners.Range(func(owner, promotion any) bool {
 		if promotion == key {
 			r.owners.Delete(owner)
+			if r.Engines.Sync != nil {
+				r.Engines.Sync.Forget(owner.(string))
+			}
 		}
 		return true
 	})

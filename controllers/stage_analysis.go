@@ -691,13 +691,15 @@ func (r *PromotionReconciler) querier(s *scope, i int) (analysis.Querier, error)
 		open = func(c analysis.Config) (analysis.Querier, error) { return analysis.NewPrometheus(c) }
 	}
 	key := configKey(cfg.Address, cfg.BearerToken, cfg.Username, cfg.Password, cfg.Timeout.String())
-	if q, ok := r.queriers.Load(key); ok {
-		return q.(analysis.Querier), nil
-	}
-	q, err := open(cfg)
+	q, err := r.shared().queriers.Get(key, func() (analysis.Querier, error) {
+		q, err := open(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &shieldedQuerier{q: q, now: r.now, hold: unavailableHold(cfg.Timeout)}, nil
+	})
 	if err != nil {
 		return nil, stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].analysis.prometheus", i), "%v", err)
 	}
-	shielded, _ := r.queriers.LoadOrStore(key, &shieldedQuerier{q: q, now: r.now, hold: unavailableHold(cfg.Timeout)})
-	return shielded.(analysis.Querier), nil
+	return q, nil
 }

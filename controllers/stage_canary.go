@@ -371,19 +371,14 @@ func (r *PromotionReconciler) canaryCache() *lru.Cache {
 
 // stageClient is a client of the stage's cluster, shared by every stage with the same server and identity.
 func (r *PromotionReconciler) stageClient(t SyncTarget) (client.Client, error) {
-	key := clusterKey(t.Config)
-	if c, ok := r.stageClients.Load(key); ok {
-		return c.(client.Client), nil
-	}
 	open := r.Engines.StageClient
 	if open == nil {
 		open = func(cfg *rest.Config) (client.Client, error) { return client.New(cfg, client.Options{}) }
 	}
-	c, err := open(t.Config)
+	c, err := r.shared().stageClients.Get(clusterKey(t.Config), func() (client.Client, error) { return open(t.Config) })
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the stage's cluster: %w", err)
 	}
-	r.stageClients.Store(key, c)
 	return c, nil
 }
 

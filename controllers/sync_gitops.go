@@ -15,10 +15,14 @@ import (
 )
 
 // GitopsSyncer is the Syncer Ferry runs with: internal/sync (gitops-engine) behind the pipeline's port. It keeps
-// one sync.Cluster — a watched cache of every stage namespace there — per cluster, for as long as it lives.
+// one sync.Cluster — a watched cache of every stage namespace there — per cluster, for as long as a stage uses it.
 type GitopsSyncer struct {
 	mu       gosync.Mutex
 	clusters map[string]*sync.Cluster
+	// users maps each SyncTarget.Owner to the key of the cluster it was last synced or checked in, so that a
+	// cluster no stage uses any more — its Promotions deleted, its kubeconfig's credentials rotated — stops
+	// watching and lets go of its cache.
+	users map[string]string
 	changed  []func(owner string)
 	// owners maps the owner label values written on objects back to SyncTarget.Owner (labels are cut to 63
 	// characters).
@@ -26,7 +30,9 @@ type GitopsSyncer struct {
 }
 
 // NewGitopsSyncer returns a Syncer with no clusters yet.
-func NewGitopsSyncer() *GitopsSyncer { return &GitopsSyncer{clusters: map[string]*sync.Cluster{}} }
+func NewGitopsSyncer() *GitopsSyncer {
+	return &GitopsSyncer{clusters: map[string]*sync.Cluster{}, users: map[string]string{}}
+}
 
 // OnChange registers fn for changes in every cluster, those already used and those to come.
 func (g *GitopsSyncer) OnChange(fn func(owner string)) {
@@ -94,23 +100,75 @@ func (g *GitopsSyncer) Expect(targets []SyncTarget) error {
 	return nil
 }
 
-// cluster returns the state kept for the cluster t is in, creating it on first use.
+// cluster returns the state kept for the cluster t is in, creating it on first use, and records that t.Owner
+// uses it now.
 func (g *GitopsSyncer) cluster(t SyncTarget) (*sync.Cluster, error) {
 	key := clusterKey(t.Config) // one cluster state per API server and identity
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c, ok := g.clusters[key]; ok {
-		return c, nil
+	c, ok := g.clusters[key]
+	if !ok {
+		var err error
+		if c, err = sync.NewCluster(t.Config); err != nil {
+			g.mu.Unlock()
+			return nil, err
+		}
+		for _, fn := range g.changed {
+			c.OnOwnerChange(g.ownerChanged(fn))
+		}
+		g.clusters[key] = c
 	}
-	c, err := sync.NewCluster(t.Config)
-	if err != nil {
-		return nil, err
+	var unused *sync.Cluster
+	if t.Owner != "" && g.users[t.Owner] != key {
+		previous := g.users[t.Owner]
+		g.users[t.Owner] = key
+		unused = g.dropIfUnused(previous)
 	}
-	for _, fn := range g.changed {
-		c.OnOwnerChange(g.ownerChanged(fn))
-	}
-	g.clusters[key] = c
+	g.mu.Unlock()
+	closeCluster(unused)
 	return c, nil
+}
+
+// Forget says that owner's stage is gone: the cluster it used is let go of when no other stage uses it.
+func (g *GitopsSyncer) Forget(owner string) {
+	g.owners.Delete(ownerLabel(owner))
+	g.mu.Lock()
+	key, ok := g.users[owner]
+	delete(g.users, owner)
+	var unused *sync.Cluster
+	if ok {
+		unused = g.dropIfUnused(key)
+	}
+	g.mu.Unlock()
+	closeCluster(unused)
+}
+
+// dropIfUnused removes the cluster under key when no stage uses it, and returns it to be closed once the lock is
+// released. g.mu must be held.
+func (g *GitopsSyncer) dropIfUnused(key string) *sync.Cluster {
+	c, ok := g.clusters[key]
+	if !ok {
+		return nil
+	}
+	for _, k := range g.users {
+		if k == key {
+			return nil
+		}
+	}
+	delete(g.clusters, key)
+	return c
+}
+
+func closeCluster(c *sync.Cluster) {
+	if c != nil {
+		c.Close()
+	}
+}
+
+// Clusters says how many clusters are watched.
+func (g *GitopsSyncer) Clusters() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.clusters)
 }
 
 // render reads the stage files checked out in dir.
