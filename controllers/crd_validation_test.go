@@ -54,6 +54,15 @@ func TestInvalidPromotionsAreRejected(t *testing.T) {
 			[]string{"spec.stages[0].name", "should match"}},
 		{"no stages", func(p *ferryv1.Promotion) { p.Spec.Stages = nil },
 			[]string{"spec.stages", "Required value"}},
+		{"sync mode ArgoCD without its Application", func(p *ferryv1.Promotion) { p.Spec.Stages[1].Sync.Mode = ferryv1.SyncArgoCD },
+			[]string{"spec.stages[1].sync.argoCD", "required when mode is ArgoCD"}},
+		{"a Flux object with sync mode Ferry", func(p *ferryv1.Promotion) {
+			p.Spec.Stages[0].Sync.Flux = &ferryv1.FluxSyncSpec{Name: "shop"}
+		}, []string{"spec.stages[0].sync.flux", "required when mode is Flux, and only then"}},
+		{"unknown Flux kind", func(p *ferryv1.Promotion) {
+			p.Spec.Stages[0].Sync.Mode = ferryv1.SyncFlux
+			p.Spec.Stages[0].Sync.Flux = &ferryv1.FluxSyncSpec{Kind: "GitRepository", Name: "shop"}
+		}, []string{"spec.stages[0].sync.flux.kind", "Unsupported value"}},
 		{"malformed source digest", func(p *ferryv1.Promotion) {
 			p.Spec.Source.TagPolicy = nil
 			p.Spec.Source.Digest = "sha256:abc"

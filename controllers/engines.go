@@ -45,7 +45,22 @@ type SyncTarget struct {
 	Owner  string
 	Prune  bool
 	Format ferryv1.ManifestFormat
+
+	// Mode is who applies the stage (empty or Ferry: the Syncer itself). In the external modes, External names
+	// the object that syncs the stage, in the cluster Config reaches, and Revision is the commit the stage is
+	// pinned at: the external controller must report that commit applied, not an older one.
+	Mode     ferryv1.SyncMode
+	External ExternalRef
+	Revision string
 }
+
+// ExternalRef names the Argo CD Application or Flux object that syncs a stage.
+type ExternalRef struct {
+	// Kind is Application (Argo CD), Kustomization or HelmRelease (Flux).
+	Kind, Namespace, Name string
+}
+
+func (e ExternalRef) String() string { return e.Kind + " " + e.Namespace + "/" + e.Name }
 
 // Health is how a synced stage looks.
 type Health struct {

@@ -132,13 +132,16 @@ func (r *PromotionReconciler) rendered() *lru.Cache {
 // syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.
 func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 	stage := &s.p.Spec.Stages[i]
-	if stage.Manifest.Format == ferryv1.ManifestHelmValues {
+	if stage.Manifest.Format == ferryv1.ManifestHelmValues && !external(s.p, i) {
 		return SyncTarget{}, stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].manifest.format", i),
 			"the digest is pinned in the Helm values at %s, but Ferry does not render Helm charts, so it cannot sync or "+
 				"check the health of this stage; use Kustomize (with helmCharts rendered into Git) or Plain manifests", shortSHA(s.stage(i).LastCommit))
 	}
 	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
-		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage)}
+		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage), Revision: s.stage(i).LastCommit}
+	if err := r.externalTarget(s.p, i, &t); err != nil {
+		return t, err
+	}
 	if r.NoCrossNamespaceSync && stage.Sync.Namespace != s.p.Namespace {
 		return t, stalling(ReasonNotSupported, fmt.Sprintf("spec.stages[%d].sync.namespace", i),
 			"%q is not the Promotion's namespace %q, and this controller refuses cross-namespace syncs", stage.Sync.Namespace, s.p.Namespace)

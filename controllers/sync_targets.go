@@ -43,11 +43,14 @@ func (r *PromotionReconciler) localFleetTargets(ctx context.Context) []SyncTarge
 	}
 	var targets []SyncTarget
 	for _, p := range list.Items {
-		for _, stage := range p.Spec.Stages {
-			local := stage.Sync.KubeconfigSecretRef == nil && stage.Manifest.Format != ferryv1.ManifestHelmValues
-			if local && len(validation.IsDNS1123Label(stage.Sync.Namespace)) == 0 {
-				targets = append(targets, SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace,
-					Owner: r.stageOwner(&p, &stage)})
+		for i, stage := range p.Spec.Stages {
+			local := stage.Sync.KubeconfigSecretRef == nil && (stage.Manifest.Format != ferryv1.ManifestHelmValues || external(&p, i))
+			if !local || len(validation.IsDNS1123Label(stage.Sync.Namespace)) != 0 {
+				continue
+			}
+			t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Owner: r.stageOwner(&p, &stage)}
+			if r.externalTarget(&p, i, &t) == nil {
+				targets = append(targets, t)
 			}
 		}
 	}

@@ -228,5 +228,10 @@ func refuseStageNotActedOn(st *ferryv1.StageSpec, field string) error {
 		return stalling(ReasonNotSupported, field+".gates.requireHealthy", "false is not supported: the next stage always "+
 			"waits for this stage to be healthy and soaked")
 	}
+	if st.Canary != nil && st.Sync.Mode != "" && st.Sync.Mode != ferryv1.SyncFerry {
+		return stalling(ReasonNotSupported, field+".canary", "a canary needs sync.mode Ferry: with %s, the external "+
+			"controller applies Ferry's commit to the stable workload at once, so there is no step to hold; use analysis "+
+			"(measured after the sync, rolled back through Git on failure) instead", st.Sync.Mode)
+	}
 	return nil
 }

@@ -194,8 +194,42 @@ type PullRequestApproval struct {
 	TitleTemplate string `json:"titleTemplate,omitempty"`
 }
 
+// SyncMode is who applies a stage's commit to its cluster.
+// +kubebuilder:validation:Enum=Ferry;ArgoCD;Flux
+type SyncMode string
+
+// Sync modes.
+const (
+	// SyncFerry: Ferry renders the stage path and applies it itself (gitops-engine).
+	SyncFerry SyncMode = "Ferry"
+	// SyncArgoCD: an Argo CD Application syncs the stage path; Ferry asks it to sync Ferry's commit and reads its
+	// sync and health status.
+	SyncArgoCD SyncMode = "ArgoCD"
+	// SyncFlux: a Flux Kustomization or HelmRelease syncs the stage path; Ferry asks it to reconcile and reads its
+	// applied revision and Ready condition.
+	SyncFlux SyncMode = "Flux"
+)
+
 // SyncSpec is where and how a stage's Git path is applied.
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'ArgoCD') == has(self.argoCD)",message="sync.argoCD: required when mode is ArgoCD, and only then",fieldPath=".argoCD",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="(has(self.mode) && self.mode == 'Flux') == has(self.flux)",message="sync.flux: required when mode is Flux, and only then",fieldPath=".flux",reason="FieldValueInvalid"
 type SyncSpec struct {
+	// Mode is who applies the stage's commit: Ferry itself (the default), or the Argo CD Application or Flux object
+	// that already syncs the stage's path. In the external modes Ferry still verifies, copies and pins the digest
+	// in Git, and rolls back through Git; it then asks that controller to sync its commit and waits until the
+	// controller reports that commit applied and healthy.
+	// +optional
+	// +kubebuilder:default=Ferry
+	Mode SyncMode `json:"mode,omitempty"`
+
+	// ArgoCD names the Application that syncs the stage (mode ArgoCD).
+	// +optional
+	ArgoCD *ArgoCDSyncSpec `json:"argoCD,omitempty"`
+
+	// Flux names the Flux object that syncs the stage (mode Flux).
+	// +optional
+	Flux *FluxSyncSpec `json:"flux,omitempty"`
+
 	// Namespace the stage's resources are applied to.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -216,6 +250,56 @@ type SyncSpec struct {
 	// +optional
 	// +kubebuilder:default="10m"
 	HealthTimeout *metav1.Duration `json:"healthTimeout,omitempty"`
+}
+
+// ArgoCDSyncSpec names an Argo CD Application (argoproj.io/v1alpha1).
+type ArgoCDSyncSpec struct {
+	// Name of the Application.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Namespace of the Application.
+	// +optional
+	// +kubebuilder:default=argocd
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// FluxKind is the kind of Flux object that syncs a stage.
+// +kubebuilder:validation:Enum=Kustomization;HelmRelease
+type FluxKind string
+
+// Flux kinds.
+const (
+	// FluxKustomization is a kustomize.toolkit.fluxcd.io Kustomization.
+	FluxKustomization FluxKind = "Kustomization"
+	// FluxHelmRelease is a helm.toolkit.fluxcd.io HelmRelease.
+	FluxHelmRelease FluxKind = "HelmRelease"
+)
+
+// FluxSyncSpec names a Flux Kustomization or HelmRelease.
+type FluxSyncSpec struct {
+	// Kind of the object.
+	// +optional
+	// +kubebuilder:default=Kustomization
+	Kind FluxKind `json:"kind,omitempty"`
+
+	// Name of the object.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// Namespace of the object; the Promotion's namespace when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // CanarySpec rolls a new digest out in steps before it takes the stage's workload. Git already declares the new
