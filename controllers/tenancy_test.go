@@ -82,7 +82,8 @@ func TestNoCrossNamespaceSync(t *testing.T) {
 	p := &ferryv1.Promotion{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "shop"},
 		Spec: ferryv1.PromotionSpec{Stages: []ferryv1.StageSpec{
 			{Name: "dev", Sync: ferryv1.SyncSpec{Namespace: "team-b"}},
-			{Name: "prod", Sync: ferryv1.SyncSpec{Namespace: "kube-system"}}}}}
+			{Name: "prod", Sync: ferryv1.SyncSpec{Namespace: "kube-system"}}}},
+		Status: ferryv1.PromotionStatus{Stages: make([]ferryv1.StageStatus, 2)}}
 	s := &scope{p: p}
 	if _, err := r.syncTarget(s, 0); err != nil {
 		t.Errorf("own namespace refused: %v", err)

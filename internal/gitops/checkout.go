@@ -29,8 +29,10 @@ var ErrUnsupportedEntry = errors.New("unsupported tree entry")
 // r.Branch's recent history instead. Only folders, regular and executable files are written, through an os.Root
 // on dir, so nothing lands outside it. A symbolic link or submodule under folder is an ErrUnsupportedEntry naming
 // it: a link may point outside dir or the repository, and writing its target instead would render something
-// other than what Git holds. On any error dir is left as found (empty, or absent). The files are written under
-// the cache's store lock (local disk work only), so other callers' local work on this repository waits for it.
+// other than what Git holds. What is written is bounded (Options.MaxCheckoutBytes, and MaxFileBytes per file):
+// a larger folder is ErrTooLarge. On any error dir is left as found (empty, or absent). The files are written
+// under the cache's store lock (local disk work only), so other callers' local work on this repository waits for
+// it.
 func (e *Engine) Checkout(ctx context.Context, r Remote, revision, folder, dir string) (commitSHA string, err error) {
 	want, folder, err := checkoutInput(revision, folder, dir)
 	if err != nil {
@@ -45,7 +47,7 @@ func (e *Engine) Checkout(ctx context.Context, r Remote, revision, folder, dir s
 		if err != nil {
 			return "", err
 		}
-		err = c.locked(func() error { return writeCommit(c.store, commit, folder, dir) })
+		err = c.locked(func() error { return writeCommit(c.store, commit, folder, dir, e.checkoutBudget(c)) })
 		if !errors.Is(err, errRaced) || try == 3 {
 			return commit.String(), err
 		}
@@ -100,8 +102,9 @@ func (e *Engine) resolve(ctx context.Context, c *cachedRepo, r Remote, want plum
 	return want, nil
 }
 
-// writeCommit writes folder of commit h into dir under the store lock; on failure it leaves dir as it found it.
-func writeCommit(s storer.EncodedObjectStorer, h plumbing.Hash, folder, dir string) error {
+// writeCommit writes folder of commit h into dir under the store lock, within budget; on failure it leaves dir
+// as it found it.
+func writeCommit(s storer.EncodedObjectStorer, h plumbing.Hash, folder, dir string, b *checkoutBudget) error {
 	commit, err := object.GetCommit(s, h)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		return fmt.Errorf("%w: cache was compacted before %s could be read", errRaced, h)
@@ -122,7 +125,7 @@ func writeCommit(s storer.EncodedObjectStorer, h plumbing.Hash, folder, dir stri
 		return fmt.Errorf("opening checkout dir: %w", err)
 	}
 	defer func() { _ = root.Close() }()
-	if err := writeTree(s, root, tree, folder, "."); err != nil {
+	if err := writeTree(s, root, b, tree, folder, "."); err != nil {
 		return errors.Join(err, undo(root, dir, created))
 	}
 	return nil
@@ -184,22 +187,25 @@ func undo(root *os.Root, dir string, created bool) error {
 }
 
 // writeTree writes tree (at repoPath in the repository) to local inside root.
-func writeTree(s storer.EncodedObjectStorer, root *os.Root, tree *object.Tree, repoPath, local string) error {
+func writeTree(s storer.EncodedObjectStorer, root *os.Root, b *checkoutBudget, tree *object.Tree, repoPath, local string) error {
 	for _, entry := range tree.Entries {
 		full := path.Join(repoPath, entry.Name)
 		if err := checkEntryName(entry.Name); err != nil {
 			return fmt.Errorf("tree %s: %w", path.Join(repoPath, "."), err)
 		}
-		if err := writeEntry(s, root, entry, full, path.Join(local, entry.Name)); err != nil {
+		if err := writeEntry(s, root, b, entry, full, path.Join(local, entry.Name)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeEntry(s storer.EncodedObjectStorer, root *os.Root, entry object.TreeEntry, full, local string) error {
+func writeEntry(s storer.EncodedObjectStorer, root *os.Root, b *checkoutBudget, entry object.TreeEntry, full, local string) error {
 	switch entry.Mode {
 	case filemode.Dir:
+		if err := b.take(full, 0); err != nil {
+			return err
+		}
 		if err := root.Mkdir(local, 0o755); err != nil {
 			return fmt.Errorf("creating folder %s: %w", full, err)
 		}
@@ -207,22 +213,26 @@ func writeEntry(s storer.EncodedObjectStorer, root *os.Root, entry object.TreeEn
 		if err != nil {
 			return fmt.Errorf("reading tree %s: %w", full, err)
 		}
-		return writeTree(s, root, sub, full, local)
+		return writeTree(s, root, b, sub, full, local)
 	case filemode.Regular, filemode.Deprecated:
-		return writeBlob(s, root, entry.Hash, full, local, 0o644)
+		return writeBlob(s, root, b, entry.Hash, full, local, 0o644)
 	case filemode.Executable:
-		return writeBlob(s, root, entry.Hash, full, local, 0o755)
+		return writeBlob(s, root, b, entry.Hash, full, local, 0o755)
 	case filemode.Symlink:
 		return fmt.Errorf("%w: %s is a symbolic link", ErrUnsupportedEntry, full)
 	}
 	return fmt.Errorf("%w: %s is a submodule or of unknown mode %s", ErrUnsupportedEntry, full, entry.Mode)
 }
 
-// writeBlob creates local (never replacing or following anything already there) with the blob's content.
-func writeBlob(s storer.EncodedObjectStorer, root *os.Root, h plumbing.Hash, full, local string, mode fs.FileMode) error {
+// writeBlob creates local (never replacing or following anything already there) with the blob's content, once
+// the budget has room for the size the blob's header declares; no more than that is written.
+func writeBlob(s storer.EncodedObjectStorer, root *os.Root, b *checkoutBudget, h plumbing.Hash, full, local string, mode fs.FileMode) error {
 	blob, err := object.GetBlob(s, h)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", full, err)
+	}
+	if err := b.take(full, blob.Size); err != nil {
+		return err
 	}
 	src, err := blob.Reader()
 	if err != nil {
@@ -233,7 +243,7 @@ func writeBlob(s storer.EncodedObjectStorer, root *os.Root, h plumbing.Hash, ful
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", full, err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	if _, err := io.Copy(dst, io.LimitReader(src, blob.Size)); err != nil {
 		_ = dst.Close()
 		return fmt.Errorf("writing %s: %w", full, err)
 	}

@@ -69,6 +69,17 @@ type Options struct {
 	// 8 MiB). Objects are named by their hash, so one cache serves every repository; go-git's own default, 96 MiB
 	// per repository, adds up fast when one controller serves many.
 	ObjectCacheBytes int64
+	// MaxRepositoryBytes bounds the disk one repository's cache may take (default 512 MiB). A fetch that would
+	// take it past is refused with ErrTooLarge and the cache dropped, so the next fetch starts afresh; a cache
+	// filled by earlier fetches is cloned afresh at once. CacheDir needs this much per repository in use, plus
+	// as much again for the download under way.
+	MaxRepositoryBytes int64
+	// MaxCheckoutBytes bounds what one Checkout writes, each file and folder counted in whole 4 KiB blocks
+	// (default 256 MiB).
+	MaxCheckoutBytes int64
+	// MaxFileBytes bounds each file a Checkout writes and any Git object Ferry reads into memory: the files a pin
+	// reads and rewrites, ReadFile's, commits and trees (default 8 MiB).
+	MaxFileBytes int64
 	// Now stamps commits (default time.Now).
 	Now func() time.Time
 }
@@ -118,12 +129,16 @@ func New(opts Options) (*Engine, error) {
 // name so that the many short-lived pull-request branches do not grow a map without bound.
 type cachedRepo struct {
 	endpoint *transport.Endpoint
+	name     string // the URL without credentials, for errors
 	dir      string
 	// objects keeps decoded objects in memory; it is the Engine's, shared by every repository.
 	objects cache.Object
+	// maxObject bounds the objects store decodes (Options.MaxFileBytes).
+	maxObject int64
 
 	storeMu sync.Mutex
-	store   *filesystem.Storage
+	store   *boundedStore
+	fs      *limitFS // under store: bounds what a fetch writes
 	// gen counts compactions; a pack downloaded against an older generation is discarded (its deltas and the
 	// objects the server left out may refer to what the compaction dropped).
 	gen uint64
@@ -150,7 +165,8 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if c, ok := e.repos[key]; ok {
 		return c, nil
 	}
-	c := &cachedRepo{endpoint: ep, dir: filepath.Join(e.opts.CacheDir, key), objects: e.objects}
+	c := &cachedRepo{endpoint: ep, name: redact(r.URL), dir: filepath.Join(e.opts.CacheDir, key), objects: e.objects,
+		maxObject: e.opts.maxFileBytes()}
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
@@ -172,7 +188,8 @@ func (c *cachedRepo) open() error {
 			return err
 		}
 	}
-	c.store = filesystem.NewStorage(osfs.New(c.dir), c.objects)
+	c.fs = newLimitFS(osfs.New(c.dir))
+	c.store = &boundedStore{Storage: filesystem.NewStorage(c.fs, c.objects), repo: c.name, limit: c.maxObject}
 	return nil
 }
 
@@ -192,16 +209,20 @@ func (c *cachedRepo) compact(maxPacks int) error {
 	if packs <= maxPacks {
 		return nil
 	}
-	return c.locked(func() error {
-		c.gen++
-		if err := os.RemoveAll(c.dir); err != nil {
-			return fmt.Errorf("dropping bloated cache: %w", err)
-		}
-		if err := c.open(); err != nil {
-			return fmt.Errorf("re-creating cache: %w", err)
-		}
-		return nil
-	})
+	return c.locked(c.drop)
+}
+
+// drop empties the cache; fetches that were downloading against it start over (see gen). Callers hold the
+// store lock.
+func (c *cachedRepo) drop() error {
+	c.gen++
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("dropping the cache of %s: %w", c.name, err)
+	}
+	if err := c.open(); err != nil {
+		return fmt.Errorf("re-creating the cache of %s: %w", c.name, err)
+	}
+	return nil
 }
 
 // transportFor opens the go-git transport and auth for a remote.

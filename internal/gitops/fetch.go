@@ -94,7 +94,17 @@ func (e *Engine) fetchOnce(ctx context.Context, c *cachedRepo, r Remote) (plumbi
 // fetchCommit downloads one commit by SHA with its tree (depth 1), which git with
 // uploadpack.allowReachableSHA1InWant and the hosted forges allow for any commit reachable from a ref, such as
 // the merge commit of a pull request. refused says the server declined (or does not offer) fetching by SHA.
+// Callers hold the branch's fetch lock; a compaction meanwhile makes it start over, as fetch does.
 func (e *Engine) fetchCommit(ctx context.Context, c *cachedRepo, r Remote, want plumbing.Hash) (refused bool, err error) {
+	for try := 1; ; try++ {
+		refused, err = e.fetchCommitOnce(ctx, c, r, want)
+		if !errors.Is(err, errCompacted) || try == 3 {
+			return refused, err
+		}
+	}
+}
+
+func (e *Engine) fetchCommitOnce(ctx context.Context, c *cachedRepo, r Remote, want plumbing.Hash) (refused bool, err error) {
 	sess, adv, err := openUploadPack(ctx, c, r)
 	if err != nil {
 		return false, err
@@ -137,6 +147,7 @@ func openUploadPack(ctx context.Context, c *cachedRepo, r Remote) (transport.Upl
 
 // download runs one upload-pack request and spools the pack to a temporary file without holding the store lock,
 // then, under it, indexes the pack into the store and runs record — unless the cache was compacted meanwhile.
+// The pack, and what storing it writes, must fit in what the cache may still take (Options.MaxRepositoryBytes).
 func (e *Engine) download(ctx context.Context, c *cachedRepo, sess transport.UploadPackSession,
 	req *packp.UploadPackRequest, gen uint64, doing string, record func() error) error {
 	resp, err := sess.UploadPack(ctx, req)
@@ -144,13 +155,20 @@ func (e *Engine) download(ctx context.Context, c *cachedRepo, sess transport.Upl
 		return classify(doing, err)
 	}
 	defer func() { _ = resp.Close() }()
+	limit := e.opts.maxRepositoryBytes()
+	used, packs := cacheUsage(c.dir)
 	spool, err := os.CreateTemp(e.opts.CacheDir, "fetch-*.pack")
 	if err != nil {
 		return fmt.Errorf("creating fetch spool: %w", err)
 	}
 	defer func() { _ = spool.Close(); _ = os.Remove(spool.Name()) }()
-	if _, err := io.Copy(spool, demux(req.Capabilities, resp)); err != nil {
+	// Reading one byte past what fits tells a pack that fits exactly from a larger one.
+	n, err := io.Copy(spool, io.LimitReader(demux(req.Capabilities, resp), max(limit-used, 0)+1))
+	if err != nil {
 		return fmt.Errorf("%s: downloading: %w", doing, err)
+	}
+	if n > limit-used {
+		return c.locked(func() error { return c.overflow(gen, packs > 0, c.tooBig(doing, limit)) })
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewinding fetch spool: %w", err)
@@ -159,11 +177,48 @@ func (e *Engine) download(ctx context.Context, c *cachedRepo, sess transport.Upl
 		if c.gen != gen {
 			return errCompacted
 		}
-		if err := c.storePack(spool, resp.ShallowUpdate); err != nil {
+		if err := c.storePackWithin(spool, resp.ShallowUpdate, limit); errors.Is(err, errCacheFull) {
+			return c.overflow(gen, packs > 0, c.tooBig(doing, limit))
+		} else if err != nil {
 			return err
 		}
 		return record()
 	})
+}
+
+// tooBig is the error of a fetch (doing) that the cache has no room for.
+func (c *cachedRepo) tooBig(doing string, limit int64) error {
+	return fmt.Errorf("%s: %w: the cache of %s would take more than %d bytes (Options.MaxRepositoryBytes); it was dropped, so the next fetch starts afresh",
+		doing, ErrTooLarge, c.name, limit)
+}
+
+// overflow answers a fetch that would take the cache past its limit. The cache is dropped, since a refused pack
+// may have left part of itself behind. When it held packs of earlier fetches, the fetch starts over on the
+// empty cache (errCompacted): the history it collected, rather than what the branch needs, may be what filled
+// it. Over the limit on an empty cache, the repository is too large. Callers hold the store lock.
+func (c *cachedRepo) overflow(gen uint64, hadPacks bool, tooBig error) error {
+	if c.gen != gen {
+		return errCompacted // dropped meanwhile by a compaction: start over anyway
+	}
+	if err := c.drop(); err != nil {
+		return errors.Join(tooBig, err)
+	}
+	if hadPacks {
+		return fmt.Errorf("%w: %w", errCompacted, tooBig)
+	}
+	return tooBig
+}
+
+// storePackWithin stores a pack while letting the cache grow to limit bytes at most; errCacheFull says the
+// pack, with the index built for it, would not fit. Callers hold the store lock.
+func (c *cachedRepo) storePackWithin(pack io.Reader, upd packp.ShallowUpdate, limit int64) error {
+	used, _ := cacheUsage(c.dir)
+	c.fs.allow(limit - used)
+	err := c.storePack(pack, upd)
+	if c.fs.unlimit() {
+		return errCacheFull // whatever go-git made of the refused write
+	}
+	return err
 }
 
 // uploadRequest asks for want and depth commits of its history, telling the server which commits the cache

@@ -26,16 +26,23 @@ func legacyTagPrefix(d v1.Hash) string { return d.Algorithm + "-" + d.Hex }
 
 // copyAttachments copies, breadth first, every artifact attached to the given manifests and then the artifacts
 // attached to those, so that signatures of signatures and per-platform attestations arrive too.
+// The attachments visited are bounded in all (see attachmentsPerCopyFactor), so that a registry inventing
+// referrers of referrers cannot lead the copy on without end.
 func (o *copyOp) copyAttachments(ctx context.Context, roots []v1.Hash) error {
 	queue := append([]v1.Hash{}, roots...)
 	seen := map[v1.Hash]bool{}
 	for _, d := range queue {
 		seen[d] = true
 	}
+	maxAll, visited := attachmentsPerCopyFactor*o.c.opts.maxReferrers(), 0
 	for i := 0; i < len(queue); i++ {
 		atts, err := o.attachmentsOf(ctx, queue[i])
 		if err != nil {
 			return err
+		}
+		if visited += len(atts); visited > maxAll {
+			return overLimit("%s@%s: more than %d attachments in all, attachments of attachments included (%d times Options.MaxReferrers)",
+				o.src, roots[0], maxAll, attachmentsPerCopyFactor)
 		}
 		for _, a := range atts {
 			tree, err := o.copyAttachment(ctx, a)
@@ -83,36 +90,18 @@ func (o *copyOp) copyAttachment(ctx context.Context, a attachment) (treeResult, 
 }
 
 // attachmentsOf lists the source's artifacts attached to d: legacy tags, the referrers API, and the referrers
-// fallback tag (read even when the API exists, since older pushes may live only there).
+// fallback tag (read even when the API exists, since older pushes may live only there). More than MaxReferrers
+// of them is an error, found before any of them is copied.
 func (o *copyOp) attachmentsOf(ctx context.Context, d v1.Hash) ([]attachment, error) {
-	tags, err := o.sourceTags(ctx)
+	atts, hasFallbackTag, err := o.legacyAttachments(ctx, d)
 	if err != nil {
 		return nil, err
-	}
-	prefix := legacyTagPrefix(d)
-	var atts []attachment
-	seen := map[string]bool{}
-	hasFallbackTag := false
-	for _, t := range tags {
-		if t == prefix {
-			hasFallbackTag = true
-			continue
-		}
-		if !strings.HasPrefix(t, prefix+".") {
-			continue
-		}
-		head, found, err := o.headSource(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		if found { // a tag deleted since the listing has nothing to copy
-			atts = append(atts, attachment{digest: head.Digest, tag: t, subject: d})
-		}
 	}
 	refs, err := o.sourceReferrers(ctx, d, hasFallbackTag)
 	if err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
 	for i := range refs {
 		if seen[refs[i].Digest.String()] {
 			continue
@@ -120,7 +109,50 @@ func (o *copyOp) attachmentsOf(ctx context.Context, d v1.Hash) ([]attachment, er
 		seen[refs[i].Digest.String()] = true
 		atts = append(atts, attachment{digest: refs[i].Digest, desc: &refs[i], subject: d})
 	}
+	if err := o.checkAttachmentCount(d, len(atts)); err != nil {
+		return nil, err
+	}
 	return atts, nil
+}
+
+// legacyAttachments resolves d's sha256-<hex>.* tags at the source, and says whether the referrers fallback
+// tag sha256-<hex> exists. Too many tags are refused before any is resolved.
+func (o *copyOp) legacyAttachments(ctx context.Context, d v1.Hash) (atts []attachment, hasFallbackTag bool, err error) {
+	tags, err := o.sourceTags(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	prefix := legacyTagPrefix(d)
+	var legacy []string
+	for _, t := range tags {
+		if t == prefix {
+			hasFallbackTag = true
+		} else if strings.HasPrefix(t, prefix+".") {
+			legacy = append(legacy, t)
+		}
+	}
+	if err := o.checkAttachmentCount(d, len(legacy)); err != nil {
+		return nil, false, err
+	}
+	for _, t := range legacy {
+		head, found, err := o.headSource(ctx, t)
+		if err != nil {
+			return nil, false, err
+		}
+		if found { // a tag deleted since the listing has nothing to copy
+			atts = append(atts, attachment{digest: head.Digest, tag: t, subject: d})
+		}
+	}
+	return atts, hasFallbackTag, nil
+}
+
+// checkAttachmentCount refuses a digest with more than MaxReferrers attachments (legacy tags and referrers
+// together).
+func (o *copyOp) checkAttachmentCount(d v1.Hash, n int) error {
+	if maxRefs := o.c.opts.maxReferrers(); n > maxRefs {
+		return overLimit("%s@%s has more than %d attachments (Options.MaxReferrers)", o.src, d, maxRefs)
+	}
+	return nil
 }
 
 func (o *copyOp) sourceTags(ctx context.Context) ([]string, error) {

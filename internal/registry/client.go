@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,10 +23,6 @@ var ErrNotFound = errors.New("not found")
 
 // ErrDigestMismatch is returned when content does not hash to the digest it was asked for or published under.
 var ErrDigestMismatch = errors.New("digest mismatch")
-
-// maxManifestBytes bounds how much of a manifest, index or tag list is read; the distribution spec lets
-// registries refuse manifests over 4 MiB.
-const maxManifestBytes = 8 << 20
 
 // manifestAccept lists every manifest type Ferry can copy, so registries never down-convert.
 var manifestAccept = strings.Join([]string{
@@ -144,7 +139,7 @@ func getManifest(ctx context.Context, c *conn, repo name.Repository, ref string)
 		return nil, "", v1.Hash{}, err
 	}
 	defer resp.Body.Close()
-	raw, err := readLimited(resp.Body, maxManifestBytes)
+	raw, err := readLimited(resp.Body, c.opts.maxManifestBytes(), fmt.Sprintf("manifest %s of %s", ref, repo), "MaxManifestBytes")
 	if err != nil {
 		return nil, "", v1.Hash{}, fmt.Errorf("reading manifest %s: %w", ref, err)
 	}
@@ -157,17 +152,6 @@ func getManifest(ctx context.Context, c *conn, repo name.Repository, ref string)
 	}
 	mt := manifestMediaType(raw, resp.Header.Get("Content-Type"))
 	return raw, mt, d, nil
-}
-
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, permanentError{fmt.Errorf("larger than %d bytes", limit)}
-	}
-	return b, nil
 }
 
 // manifestMediaType prefers the manifest's own mediaType field over the Content-Type a registry reported.
@@ -201,15 +185,22 @@ func putManifest(ctx context.Context, c *conn, repo name.Repository, ref string,
 }
 
 // listTags returns every tag of repo, following pagination; a repository the registry does not know has none.
+// It asks for MaxTags+1 tags per page (1,000 at most) so that even a registry that ignores pagination shows
+// when the repository holds too many.
 func listTags(ctx context.Context, c *conn, repo name.Repository) ([]string, error) {
-	return listTagsFrom(ctx, c, repo, fmt.Sprintf("/v2/%s/tags/list?n=1000", repo.RepositoryStr()))
+	n := min(c.opts.maxTags()+1, 1000)
+	return listTagsFrom(ctx, c, repo, fmt.Sprintf("/v2/%s/tags/list?n=%d", repo.RepositoryStr(), n))
 }
 
+// listTagsFrom reads the tag list from the page at next on. More than MaxTags tags is an error, never a
+// partial list: the newest tag could be in the part left out.
 func listTagsFrom(ctx context.Context, c *conn, repo name.Repository, next string) ([]string, error) {
+	maxTags := c.opts.maxTags()
 	var all []string
 	for pages := 0; next != ""; pages++ {
-		if pages > 10000 {
-			return nil, permanentError{fmt.Errorf("listing tags of %s: too many pages", repo)}
+		// An honest page holds at least one tag, so more pages than MaxTags is a registry leading Ferry on.
+		if pages > maxTags {
+			return nil, overLimit("listing tags of %s: more than %d pages", repo, maxTags)
 		}
 		resp, err := c.do(ctx, newRequest(http.MethodGet, nil, nil), next, http.StatusOK)
 		if isNotFound(err) && pages == 0 {
@@ -218,24 +209,37 @@ func listTagsFrom(ctx context.Context, c *conn, repo name.Repository, next strin
 		if err != nil {
 			return nil, err
 		}
-		raw, err := readLimited(resp.Body, maxManifestBytes)
-		resp.Body.Close()
+		var tags []string
+		tags, next, err = readTagPage(resp, repo, c.opts.tagPageBytes())
 		if err != nil {
-			return nil, fmt.Errorf("reading tag list of %s: %w", repo, err)
+			return nil, err
 		}
-		var page struct {
-			Tags []string `json:"tags"`
+		if len(all)+len(tags) > maxTags {
+			return nil, overLimit("%s has more than %d tags (Options.MaxTags); Ferry does not choose from a partial list", repo, maxTags)
 		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return nil, permanentError{fmt.Errorf("tag list of %s is not valid JSON: %w", repo, err)}
-		}
-		all = append(all, page.Tags...)
-		next, err = nextLink(resp)
-		if err != nil {
-			return nil, permanentError{fmt.Errorf("listing tags of %s: %w", repo, err)}
-		}
+		all = append(all, tags...)
 	}
 	return all, nil
+}
+
+// readTagPage reads one page of a tag listing, at most limit bytes, and the link to the next page.
+func readTagPage(resp *http.Response, repo name.Repository, limit int64) ([]string, string, error) {
+	defer resp.Body.Close()
+	raw, err := readLimited(resp.Body, limit, "a page of the tag list of "+repo.String(), "MaxTags")
+	if err != nil {
+		return nil, "", fmt.Errorf("reading tag list of %s: %w", repo, err)
+	}
+	var page struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return nil, "", permanentError{fmt.Errorf("tag list of %s is not valid JSON: %w", repo, err)}
+	}
+	next, err := nextLink(resp)
+	if err != nil {
+		return nil, "", permanentError{fmt.Errorf("listing tags of %s: %w", repo, err)}
+	}
+	return page.Tags, next, nil
 }
 
 // nextLink returns the path of the next page named by an RFC 5988 Link header (rel="next"), or "" when the
@@ -274,12 +278,14 @@ func parseNextLink(header string, base *url.URL) (string, error) {
 }
 
 // listReferrers asks the OCI 1.1 referrers API for the manifests whose subject is d. supported is false when the
-// registry does not implement the API (404), in which case callers read the referrers tag instead.
+// registry does not implement the API (404), in which case callers read the referrers tag instead. More than
+// MaxReferrers referrers is an error.
 func listReferrers(ctx context.Context, c *conn, repo name.Repository, d v1.Hash) (descs []v1.Descriptor, supported bool, err error) {
+	maxRefs := c.opts.maxReferrers()
 	next := fmt.Sprintf("/v2/%s/referrers/%s", repo.RepositoryStr(), d)
 	for pages := 0; next != ""; pages++ {
-		if pages > 1000 {
-			return nil, true, permanentError{fmt.Errorf("listing referrers of %s: too many pages", d)}
+		if pages > maxRefs {
+			return nil, true, overLimit("listing referrers of %s: more than %d pages", d, maxRefs)
 		}
 		resp, err := c.do(ctx, newRequest(http.MethodGet, nil, map[string]string{"Accept": string(types.OCIImageIndex)}), next, http.StatusOK)
 		if err != nil {
@@ -289,21 +295,35 @@ func listReferrers(ctx context.Context, c *conn, repo name.Repository, d v1.Hash
 			}
 			return nil, true, err
 		}
-		raw, err := readLimited(resp.Body, maxManifestBytes)
-		resp.Body.Close()
+		var page []v1.Descriptor
+		page, next, err = readReferrersPage(resp, c.opts.maxManifestBytes(), d)
 		if err != nil {
-			return nil, true, fmt.Errorf("reading referrers of %s: %w", d, err)
+			return nil, true, err
 		}
-		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-		if err != nil {
-			return nil, true, permanentError{fmt.Errorf("referrers of %s: not an image index: %w", d, err)}
+		if len(descs)+len(page) > maxRefs {
+			return nil, true, overLimit("%s@%s has more than %d referrers (Options.MaxReferrers)", repo, d, maxRefs)
 		}
-		descs = append(descs, idx.Manifests...)
-		if next, err = nextLink(resp); err != nil {
-			return nil, true, permanentError{fmt.Errorf("listing referrers of %s: %w", d, err)}
-		}
+		descs = append(descs, page...)
 	}
 	return descs, true, nil
+}
+
+// readReferrersPage reads one page of a referrers listing, at most limit bytes, and the link to the next page.
+func readReferrersPage(resp *http.Response, limit int64, d v1.Hash) ([]v1.Descriptor, string, error) {
+	defer resp.Body.Close()
+	raw, err := readLimited(resp.Body, limit, "a page of the referrers of "+d.String(), "MaxManifestBytes")
+	if err != nil {
+		return nil, "", fmt.Errorf("reading referrers of %s: %w", d, err)
+	}
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, "", permanentError{fmt.Errorf("referrers of %s: not an image index: %w", d, err)}
+	}
+	next, err := nextLink(resp)
+	if err != nil {
+		return nil, "", permanentError{fmt.Errorf("listing referrers of %s: %w", d, err)}
+	}
+	return idx.Manifests, next, nil
 }
 
 // headBlob reports whether repo already holds blob d.

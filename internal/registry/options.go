@@ -37,6 +37,17 @@ type Options struct {
 	Retry RetryPolicy
 	// UserAgent is sent with every request; empty means "ferry".
 	UserAgent string
+	// MaxTags bounds the tags read from one repository (zero means DefaultMaxTags, 10,000). A repository with more
+	// is refused with ErrLimitExceeded, never listed in part: a partial list could make a tag policy pick an
+	// older tag as the newest. Each page of the listing is bounded to what that many tags can take.
+	MaxTags int
+	// MaxReferrers bounds the artifacts attached to one digest (legacy sha256-<hex>.* tags and OCI referrers)
+	// that a copy reads (zero means DefaultMaxReferrers, 256), and the whole copy to 16 times as many. A digest
+	// with more is refused with ErrLimitExceeded.
+	MaxReferrers int
+	// MaxManifestBytes bounds each manifest, index and referrers page read, and every response body read through
+	// RemoteOptions (zero means DefaultMaxManifestBytes, 8 MiB).
+	MaxManifestBytes int64
 }
 
 // RetryPolicy bounds the retries of transient registry failures (5xx, 429, connection resets, timeouts).
@@ -208,16 +219,19 @@ func (p policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // RemoteOptions returns go-containerregistry remote options that follow the same credentials, trust and
 // plain-HTTP policy as Ferry's copier, for engines (signature discovery, the controller) that use remote directly.
-// Parse their references with ParseReference so that insecure registries are marked as such.
+// Parse their references with ParseReference so that insecure registries are marked as such. They are for
+// manifests, indexes and signature material, never image layers: every response body is cut at
+// MaxManifestBytes, so that a hostile registry cannot make remote read a 100 MiB "manifest".
 func RemoteOptions(ctx context.Context, o Options) ([]remote.Option, error) {
 	t, err := o.httpTransport()
 	if err != nil {
 		return nil, err
 	}
+	bounded := limitedBodies{inner: policyTransport{opts: o, inner: t}, limit: o.maxManifestBytes()}
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.keychain()),
-		remote.WithTransport(policyTransport{opts: o, inner: t}),
+		remote.WithTransport(bounded),
 		remote.WithUserAgent(o.userAgent()),
 		remote.WithJobs(o.jobs()),
 	}, nil

@@ -24,13 +24,6 @@ const (
 	mediaTypeBundlePrefix  = "application/vnd.dev.sigstore.bundle"
 )
 
-// maxReferrers and maxLayers bound how many referrers of one digest, and how many layers of one signature
-// manifest, are examined, so that a repository flooded with artifacts cannot make verification unbounded.
-const (
-	maxReferrers = 128
-	maxLayers    = 64
-)
-
 // candidate is one signature or attestation found for the digest, not yet trusted.
 type candidate struct {
 	source string // where it was found, for reasons: "tag sha256-….sig layer 1", "referrer sha256:…"
@@ -53,16 +46,24 @@ func (c *candidate) isAttestation() bool {
 	return c.stmt.PredicateType != predicateCosignSign
 }
 
+// discovery is one search for the signatures of d, within the bounds of one verification.
+type discovery struct {
+	d      name.Digest
+	opts   []remote.Option
+	budget *budget
+}
+
 // discover finds every signature and attestation of d in the legacy tags and the referrers (API or tag fallback).
-func discover(ctx context.Context, d name.Digest, opts []remote.Option) ([]*candidate, error) {
+// More than lim allows is a KindTooLarge error.
+func discover(ctx context.Context, d name.Digest, opts []remote.Option, lim limits) ([]*candidate, error) {
 	opts = append(append([]remote.Option{}, opts...), remote.WithContext(ctx))
 	// One puller for every request: the registry handshake (ping, token) happens once, not once per manifest.
 	puller, err := remote.NewPuller(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client for %s: %w", d, err)
 	}
-	opts = append(opts, remote.Reuse(puller))
-	if _, err := remote.Head(d, opts...); err != nil {
+	x := &discovery{d: d, opts: append(opts, remote.Reuse(puller)), budget: newBudget(d.String(), lim)}
+	if _, err := remote.Head(d, x.opts...); err != nil {
 		if isNotFound(err) {
 			return nil, &Error{Kind: KindNotFound, Ref: d.String(), Message: "image digest not found in the repository"}
 		}
@@ -71,38 +72,51 @@ func discover(ctx context.Context, d name.Digest, opts []remote.Option) ([]*cand
 	var found []*candidate
 	for _, suffix := range []string{".sig", ".att"} {
 		tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + suffix)
-		cs, err := fromManifest(tag, "tag "+tag.TagStr(), opts)
+		cs, err := x.fromManifest(tag, "tag "+tag.TagStr())
 		if err != nil {
 			return nil, err
 		}
 		found = append(found, cs...)
 	}
-	cs, err := fromReferrers(d, opts)
+	cs, err := x.fromReferrers()
 	if err != nil {
 		return nil, err
 	}
 	return append(found, cs...), nil
 }
 
-func fromReferrers(d name.Digest, opts []remote.Option) ([]*candidate, error) {
-	idx, err := remote.Referrers(d, opts...)
+// fromReferrers reads the signature layers of every referrer of the digest that is an image manifest. More
+// referrers than the limit (of any artifact type) is an error: which of them would be left out is the
+// registry's choice.
+func (x *discovery) fromReferrers() ([]*candidate, error) {
+	idx, err := remote.Referrers(x.d, x.opts...)
 	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s: %w", d, err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", x.d, err)
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading referrers of %s: %w", x.d, err)
+	}
+	if err := x.budget.manifest(int64(len(raw)), "the referrers index"); err != nil {
+		return nil, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("reading referrers of %s: %w", d, err)
+		return nil, fmt.Errorf("reading referrers of %s: %w", x.d, err)
+	}
+	if n, limit := len(im.Manifests), x.budget.lim.referrers; n > limit {
+		return nil, tooLarge(x.d.String(), "the digest has %d referrers, more than the %d Ferry examines", n, limit)
 	}
 	var found []*candidate
-	for i, desc := range im.Manifests {
-		if i == maxReferrers {
-			break
-		}
+	for _, desc := range im.Manifests {
 		if !desc.MediaType.IsImage() {
 			continue
 		}
-		ref := d.Context().Digest(desc.Digest.String())
-		cs, err := fromManifest(ref, "referrer "+desc.Digest.String(), opts)
+		where := "referrer " + desc.Digest.String()
+		if desc.Size > x.budget.lim.manifestBytes { // refused as listed, before it is fetched
+			return nil, tooLarge(x.d.String(), "%s is %d bytes, more than the %d Ferry reads", where, desc.Size, x.budget.lim.manifestBytes)
+		}
+		cs, err := x.fromManifest(x.d.Context().Digest(desc.Digest.String()), where)
 		if err != nil {
 			return nil, err
 		}
@@ -112,13 +126,16 @@ func fromReferrers(d name.Digest, opts []remote.Option) ([]*candidate, error) {
 }
 
 // fromManifest reads the signature layers of one manifest; a missing manifest simply holds no signatures.
-func fromManifest(ref name.Reference, where string, opts []remote.Option) ([]*candidate, error) {
-	desc, err := remote.Get(ref, opts...)
+func (x *discovery) fromManifest(ref name.Reference, where string) ([]*candidate, error) {
+	desc, err := remote.Get(ref, x.opts...)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	if err := x.budget.manifest(int64(len(desc.Manifest)), "the manifest of "+where); err != nil {
+		return nil, err
 	}
 	if !desc.MediaType.IsImage() {
 		return []*candidate{{source: where, err: fmt.Errorf("%s is not an image manifest", desc.MediaType)}}, nil
@@ -131,26 +148,34 @@ func fromManifest(ref name.Reference, where string, opts []remote.Option) ([]*ca
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", ref, err)
 	}
+	if n, limit := len(m.Layers), x.budget.lim.layers; n > limit {
+		return nil, tooLarge(x.d.String(), "%s has %d layers, more than the %d Ferry examines", where, n, limit)
+	}
+	return x.fromLayers(img, m.Layers, where)
+}
+
+// fromLayers reads and parses the layers that carry signatures, in either layout.
+func (x *discovery) fromLayers(img v1.Image, layers []v1.Descriptor, where string) ([]*candidate, error) {
 	var found []*candidate
-	for i, layer := range m.Layers {
-		if i == maxLayers {
-			break
-		}
+	for i, layer := range layers {
 		kind := layerKind(layer.MediaType)
 		if kind == "" {
 			continue
 		}
-		c := &candidate{source: where}
-		if len(m.Layers) > 1 {
+		c := &candidate{source: where, dsseLayer: kind == "dsse"}
+		if len(layers) > 1 {
 			c.source = fmt.Sprintf("%s layer %d", where, i+1)
 		}
-		raw, err := readLayer(img, layer)
-		if err != nil {
-			if !errors.Is(err, errTooLarge) {
-				return nil, fmt.Errorf("reading %s: %w", c.source, err)
-			}
+		raw, err := x.readLayer(img, layer)
+		switch {
+		case errors.Is(err, errTooLarge):
 			c.err = err
-		} else {
+		case err != nil:
+			if KindOf(err) == KindTooLarge {
+				return nil, err
+			}
+			return nil, fmt.Errorf("reading %s: %w", c.source, err)
+		default:
 			c.parse(kind, raw, layer.Annotations)
 		}
 		found = append(found, c)
@@ -171,27 +196,30 @@ func layerKind(mt types.MediaType) string {
 	return ""
 }
 
-var errTooLarge = errors.New("signature layer is larger than the limit")
-
-func readLayer(img v1.Image, desc v1.Descriptor) ([]byte, error) {
-	if desc.Size > maxPayloadBytes {
-		return nil, fmt.Errorf("%w: %d bytes", errTooLarge, desc.Size)
+// readLayer reads one layer of at most the per-blob limit, as its descriptor declares it: the declared size is
+// checked and taken from the budget before a byte is read, and no more than one byte past it is read.
+func (x *discovery) readLayer(img v1.Image, desc v1.Descriptor) ([]byte, error) {
+	if limit := x.budget.lim.blobBytes; desc.Size > limit || desc.Size < 0 {
+		return nil, fmt.Errorf("%w: it declares %d bytes, the limit is %d", errTooLarge, desc.Size, limit)
+	}
+	if err := x.budget.spend(desc.Size, "layer "+desc.Digest.String()); err != nil {
+		return nil, err
 	}
 	layer, err := img.LayerByDigest(desc.Digest)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := layer.Compressed() // verifies the blob against its digest while reading
+	rc, err := layer.Compressed() // verifies the blob against its digest and size while reading
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, maxPayloadBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) > maxPayloadBytes {
-		return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, maxPayloadBytes)
+	if int64(len(raw)) > desc.Size {
+		return nil, fmt.Errorf("%w: the registry sent more than the %d bytes it declares", errTooLarge, desc.Size)
 	}
 	return raw, nil
 }

@@ -23,6 +23,10 @@ const (
 	KindNotFound Kind = "NotFound"
 	// KindMalformed: the reference, a key, the trusted root or another policy input cannot be used.
 	KindMalformed Kind = "Malformed"
+	// KindTooLarge: the registry holds more signature material for the digest than one verification reads (too
+	// many referrers or layers, or too many bytes); nothing was trusted. It lasts until the repository is
+	// cleaned up: retrying sooner reads the same.
+	KindTooLarge Kind = "TooLarge"
 )
 
 // Error is a verification failure of a known kind. Reasons lists, per candidate signature or attestation, exactly

@@ -12,10 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// maxPayloadBytes bounds every signed document Ferry parses (payloads, envelopes, bundles). Attestations such as
-// SBOMs can be large, but not unbounded: a registry serving more is refused rather than read into memory.
-const maxPayloadBytes = 32 << 20
-
 // simpleSigning is the "critical" part of a cosign simple-signing payload; only it is covered by the policy.
 type simpleSigning struct {
 	Critical struct {

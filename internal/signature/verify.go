@@ -103,7 +103,8 @@ func VerifyDigest(ctx context.Context, d name.Digest, p Policy, opts []remote.Op
 // Verifier is a compiled policy: keys parsed and trusted root loaded once, then reused for any number of digests,
 // from any number of goroutines.
 type Verifier struct {
-	t *trust
+	t   *trust
+	lim limits
 }
 
 // NewVerifier compiles a policy; a bad policy is a KindMalformed error naming the field.
@@ -112,7 +113,7 @@ func NewVerifier(p Policy) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{t: t}, nil
+	return &Verifier{t: t, lim: defaultLimits}, nil
 }
 
 // Verify checks one digest against the compiled policy, as VerifyDigest does.
@@ -121,7 +122,7 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, opts []remote.Opti
 	if err != nil || image.Algorithm != "sha256" {
 		return nil, &Error{Kind: KindMalformed, Ref: d.String(), Message: "only sha256 image digests are supported"}
 	}
-	found, err := discover(ctx, d, opts)
+	found, err := discover(ctx, d, opts, v.lim)
 	if err != nil {
 		return nil, err
 	}
