@@ -111,6 +111,8 @@ func (r *PromotionReconciler) findCandidate(ctx context.Context, s *scope) (regi
 	switch {
 	case errors.Is(err, registry.ErrNoMatchingTag):
 		return c, &WaitingError{Reason: ReasonNoCandidate, Err: fmt.Errorf("no tag of %s matches spec.source.tagPolicy yet", src.Image)}
+	case errors.Is(err, registry.ErrLimitExceeded):
+		return c, retrying(ReasonRegistryLimitExceeded, fmt.Errorf("spec.source.image: discovering the newest tag of %s: %w", src.Image, err))
 	case err != nil:
 		return c, retrying(ReasonRegistryUnavailable, fmt.Errorf("discovering the newest tag of %s: %w", src.Image, err))
 	}

@@ -55,6 +55,9 @@ const (
 	ReasonGitUnavailable      = "GitUnavailable"
 	ReasonForgeUnavailable    = "ForgeUnavailable"
 	ReasonClusterUnavailable  = "ClusterUnavailable"
+	// ReasonRegistryLimitExceeded: a registry serves more than Ferry reads (tags, attachments, manifest bytes);
+	// retried, since tags may be deleted, but named apart from an outage so that nobody waits for one to end.
+	ReasonRegistryLimitExceeded = "RegistryLimitExceeded"
 )
 
 // RetryingError is a failure of something outside Ferry that retrying may fix — a registry, the Git server, a

@@ -52,6 +52,8 @@ func verificationReason(k signature.Kind) metrics.VerificationReason {
 		return metrics.VerificationMissingAttestation
 	case signature.KindNotFound:
 		return metrics.VerificationNotFound
+	case signature.KindTooLarge:
+		return metrics.VerificationTooLarge
 	}
 	return metrics.VerificationMalformed
 }

@@ -2,7 +2,11 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -363,4 +367,43 @@ func copyForTest(ctx context.Context, src, dst string) (registry.CopyResult, err
 	}
 	defer c.Close()
 	return c.Copy(ctx, src, dst)
+}
+
+// TestTooManyTagsIsNamedApartFromAnOutage: a source registry listing more tags than Ferry reads is refused, never
+// cut short (a cut list could pick the wrong newest tag), and Ready names the limit rather than an outage.
+func TestTooManyTagsIsNamedApartFromAnOutage(t *testing.T) {
+	e := testenv.Need(t, env)
+	f := newPipelineFixture(t, e)
+	startManager(t, Engines{Git: newGitEngine(t)})
+	tags := make([]string, registry.DefaultMaxTags+1)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("1.0.%d", i)
+	}
+	body, err := json.Marshal(map[string]any{"name": "acme/shop", "tags": tags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/v2/":
+			w.WriteHeader(http.StatusOK)
+		case "/v2/acme/shop/tags/list":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	defer srv.Close()
+	p := f.promotion()
+	p.Spec.Source.Image = strings.TrimPrefix(srv.URL, "http://") + "/acme/shop"
+	if err := e.Client.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Ready=False RegistryLimitExceeded", func() (bool, string) {
+		got := getPromotion(t, e.Client, f.ns, p.Name)
+		ready := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady)
+		return ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == ReasonRegistryLimitExceeded &&
+			strings.Contains(ready.Message, "spec.source.image"), conditionState(got, ferryv1.ConditionReady)
+	})
 }

@@ -223,3 +223,16 @@ func TestFilesOverTheLimitAreNotRead(t *testing.T) {
 		t.Fatalf("a pin of a small file of the same commit: %v", err)
 	}
 }
+
+// TestKustomizationOverTheLimitIsNamed: a kustomization.yaml larger than MaxFileBytes is refused naming the
+// limit, not reported missing.
+func TestKustomizationOverTheLimitIsNamed(t *testing.T) {
+	s, url := seed(t)
+	s.Commit("fleet", "main", map[string]string{"envs/huge/kustomization.yaml": kustomization("v1") + "# " + strings.Repeat("x", 2<<10) + "\n"}, "huge")
+	e, err := New(Options{CacheDir: t.TempDir(), MaxFileBytes: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Pin(context.Background(), request(url, "huge", digestA))
+	wantTooLarge(t, err, "MaxFileBytes")
+}

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -41,6 +42,9 @@ func (t treeFS) Open(name string) (fs.File, error) {
 		return &treeDir{info: info{name: path.Base(name), mode: mode}, tree: sub}, nil
 	}
 	f, err := t.root.File(name)
+	if errors.Is(err, ErrTooLarge) { // the store refused the blob by its size: say so, not that it is missing
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}

@@ -55,12 +55,13 @@ const (
 	VerificationMissingAttestation VerificationReason = "missing_attestation"
 	VerificationNotFound           VerificationReason = "not_found"
 	VerificationMalformed          VerificationReason = "malformed"
+	VerificationTooLarge           VerificationReason = "too_large"
 )
 
 func (r VerificationReason) label() string {
 	switch r {
 	case VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch, VerificationMissingAttestation,
-		VerificationNotFound, VerificationMalformed:
+		VerificationNotFound, VerificationMalformed, VerificationTooLarge:
 		return string(r)
 	}
 	return unknown

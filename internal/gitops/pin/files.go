@@ -133,8 +133,11 @@ func filesFor(tree fs.FS, root string, format Format) ([]string, error) {
 		return nil, fmt.Errorf("path %s is a folder; the helm format needs the values file", root)
 	case FormatKustomize:
 		for _, n := range kustomizationNames {
-			if _, err := fs.Stat(tree, path.Join(root, n)); err == nil {
+			switch _, err := fs.Stat(tree, path.Join(root, n)); {
+			case err == nil:
 				return []string{path.Join(root, n)}, nil
+			case !errors.Is(err, fs.ErrNotExist): // there, but not readable (too large): say why
+				return nil, fmt.Errorf("reading %s: %w", path.Join(root, n), err)
 			}
 		}
 		return nil, NotFoundf("path %s holds no kustomization.yaml", root)
