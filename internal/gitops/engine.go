@@ -94,6 +94,7 @@ type Engine struct {
 
 	mu    sync.Mutex
 	repos map[string]*cachedRepo
+	swept time.Time // when idle caches were last looked for
 }
 
 // New returns an Engine caching repositories under opts.CacheDir.
@@ -136,6 +137,9 @@ type cachedRepo struct {
 	// maxObject bounds the objects store decodes (Options.MaxFileBytes).
 	maxObject int64
 
+	// used is when the cache was last asked for (under Engine.mu); see repoIdleTTL.
+	used time.Time
+
 	storeMu sync.Mutex
 	store   *boundedStore
 	fs      *limitFS // under store: bounds what a fetch writes
@@ -158,20 +162,72 @@ func (e *Engine) repo(r Remote) (*cachedRepo, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(r.URL))
-	key := hex.EncodeToString(sum[:12])
+	key := cacheKey(r)
 	e.mu.Lock()
+	now := e.opts.Now()
+	idle := e.takeIdle(now)
+	defer removeAll(idle) // after the lock is released: removing a cache from disk may take a while
 	defer e.mu.Unlock()
 	if c, ok := e.repos[key]; ok {
+		c.used = now
 		return c, nil
 	}
 	c := &cachedRepo{endpoint: ep, name: redact(r.URL), dir: filepath.Join(e.opts.CacheDir, key), objects: e.objects,
-		maxObject: e.opts.maxFileBytes()}
+		maxObject: e.opts.maxFileBytes(), used: now}
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("creating cache for %s: %w", redact(r.URL), err)
 	}
 	e.repos[key] = c
 	return c, nil
+}
+
+// cacheKey names the cache of a repository as reached with one set of credentials. Two tenants' Promotions
+// that name the same URL with different credentials never share a cache, so a commit one of them fetched can
+// never be read by the other without the server granting it; a hash, so that no credential is kept in it.
+func cacheKey(r Remote) string {
+	a := r.Auth
+	parts := []string{r.URL, a.Username, a.Password, string(a.SSHKey), a.SSHKeyPassphrase, string(a.SSHKnownHosts),
+		fmt.Sprint(a.SSHInsecureIgnoreHostKey, r.InsecureHTTP)}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:12])
+}
+
+// repoIdleTTL is how long a repository cache is kept unused before it is removed, from memory and disk: a
+// Promotion deleted, or a credential rotated, leaves its cache behind that long. Every use of a cache ends within
+// a reconcile's deadline (minutes), so one idle this long is not in use.
+const repoIdleTTL = time.Hour
+
+// takeIdle removes the caches unused for repoIdleTTL from the engine and returns them. e.mu must be held.
+func (e *Engine) takeIdle(now time.Time) []*cachedRepo {
+	if now.Sub(e.swept) < repoIdleTTL/4 {
+		return nil
+	}
+	e.swept = now
+	var idle []*cachedRepo
+	for k, c := range e.repos {
+		if now.Sub(c.used) > repoIdleTTL {
+			idle = append(idle, c)
+			delete(e.repos, k)
+		}
+	}
+	return idle
+}
+
+// removeAll deletes the caches' folders, each under its store lock so that no local work is cut short.
+func removeAll(caches []*cachedRepo) {
+	for _, c := range caches {
+		_ = c.locked(func() error {
+			c.gen++ // a download under way against it is discarded
+			return os.RemoveAll(c.dir)
+		})
+	}
+}
+
+// Repositories says how many repository caches the engine keeps.
+func (e *Engine) Repositories() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.repos)
 }
 
 func (o Options) objectCacheBytes() cache.FileSize {
