@@ -224,12 +224,15 @@ func TestCanaryFailingMetricRollsBackThroughGit(t *testing.T) {
 	if commits := f.stageCommits("dev"); len(commits) != 3 || commits[0] != v1+" (rollback)" || commits[1] != bad {
 		t.Errorf("dev commits, newest first = %v", commits)
 	}
-	reason := ""
+	reason, by := "", ""
 	for _, c := range f.git.Log("acme/deploy") {
-		if c.Trailers[gitops.TrailerStage] == "dev" && c.Trailers[gitops.TrailerRollback] == "true" {
-			reason = c.Trailers[gitops.TrailerRollbackReason]
+		if c.Trailers[gitops.TrailerStage] == "dev" && c.Trailers[gitops.TrailerRollback] != "" {
+			reason, by = c.Trailers[gitops.TrailerRollbackReason], c.Trailers[gitops.TrailerRollback]
 			break
 		}
+	}
+	if by != "ferry" {
+		t.Errorf("Ferry-Rollback: %q, want ferry, which rolled back on its own", by)
 	}
 	if !strings.Contains(reason, "error-rate") || !strings.Contains(reason, "0.2") || !strings.Contains(reason, bad) {
 		t.Errorf("rollback reason trailer = %q, want the digest, the metric and its value", reason)
@@ -302,7 +305,7 @@ func TestMissingBudgetHoldsForAPersonWhoApproves(t *testing.T) {
 	f.prom.set("canary", constant(0))
 	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.ApproveAnnotation, "dev")
 	got = f.waitStages(t, p.Name, v2, ferryv1.PhasePromoted, "dev")
-	if a := got.Status.Stages[0].Analysis; a.Approvals != 1 || a.ApprovedBy != "on-call-alice" {
+	if a := got.Status.Stages[0].Analysis; a.Approvals != 1 || a.ApprovedBy != "on-call-alice"+UnauthenticatedMark {
 		t.Errorf("approvals %d by %q", a.Approvals, a.ApprovedBy)
 	}
 	if _, ok := got.Annotations[ferryv1.ApproveAnnotation]; ok {
@@ -326,7 +329,7 @@ func TestAbortRollsBack(t *testing.T) {
 	annotate(t, f.e.Client, f.ns, p.Name, ferryv1.AbortAnnotation, "dev")
 	got := f.waitStages(t, p.Name, v1, ferryv1.PhaseRolledBack, "dev")
 	st := got.Status.Stages[0]
-	if st.Hold == nil || st.Hold.RequestedBy != "on-call-alice" || st.Analysis.AbortedBy != "on-call-alice" {
+	if st.Hold == nil || st.Hold.RequestedBy != "on-call-alice"+UnauthenticatedMark || st.Analysis.AbortedBy != "on-call-alice"+UnauthenticatedMark {
 		t.Errorf("hold %+v, aborted by %q", st.Hold, st.Analysis.AbortedBy)
 	}
 	if commits := f.stageCommits("dev"); len(commits) != 3 || commits[0] != v1+" (rollback)" {

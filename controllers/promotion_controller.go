@@ -63,6 +63,8 @@ type PromotionReconciler struct {
 	// ReconcileTimeout bounds one reconcile (defaultReconcileTimeout when zero): a peer that never answers costs
 	// one timeout, then the reconcile is retried, rather than holding a worker for ever.
 	ReconcileTimeout time.Duration
+	// AuditWebhook: the audit webhook records who asks (see audit.go); else the field manager, unauthenticated.
+	AuditWebhook bool
 
 	// pushes carries registry notifications (see Pushed).
 	pushes signals

@@ -6,10 +6,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/audit"
 	"github.com/ferrycd/ferry/internal/metrics"
 )
 
@@ -167,36 +166,14 @@ func (r *PromotionReconciler) clearHoldRequest(ctx context.Context, s *scope) er
 	return r.removeAnnotation(ctx, s.p, ferryv1.ClearHoldAnnotation)
 }
 
-// annotationSetter names the field manager that last set an annotation — the closest the API server records
-// to who asked (kubectl-annotate, ferry, …) — or "unknown". The informer cache drops managed fields to save
-// memory, so they are read from the API server, only when an annotation asks for something.
-func (r *PromotionReconciler) annotationSetter(ctx context.Context, p *ferryv1.Promotion, key string) string {
-	fields := p.ManagedFields
-	var fresh ferryv1.Promotion
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p), &fresh); err == nil {
-		fields = fresh.ManagedFields
-	}
-	needle := `"f:` + key + `"`
-	who, when := "unknown", metav1.Time{}
-	for _, mf := range fields {
-		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), needle) {
-			continue
-		}
-		if mf.Time != nil && mf.Time.Before(&when) {
-			continue
-		}
-		who = mf.Manager
-		if mf.Time != nil {
-			when = *mf.Time
-		}
-	}
-	return who
-}
-
-// removeAnnotation deletes one annotation with a patch that fails if the object changed since it was read, so
-// a newer request set meanwhile is never dropped.
+// removeAnnotation deletes a request annotation, and its companion naming who asked (see audit.go), with a
+// patch that fails if the object changed since it was read, so a newer request set meanwhile is never dropped.
 func (r *PromotionReconciler) removeAnnotation(ctx context.Context, p *ferryv1.Promotion, key string) error {
-	if err := r.patchMetadata(ctx, p, func() { delete(p.Annotations, key) }); err != nil {
+	remove := func() {
+		delete(p.Annotations, key)
+		delete(p.Annotations, audit.Companion(key))
+	}
+	if err := r.patchMetadata(ctx, p, remove); err != nil {
 		return fmt.Errorf("removing annotation %s: %w", key, err)
 	}
 	return nil

@@ -36,6 +36,7 @@ func (r *PromotionReconciler) writeStage(ctx context.Context, s *scope, i int) (
 	if err != nil {
 		return false, gitError(i, err)
 	}
+	r.warnDistrusted(s, i, res)
 	st.LastCommit = res.CommitSHA
 	r.event(s.p, corev1.EventTypeNormal, ReasonCommitted, "stage %s: pinned %s in %s at %s", st.Name, st.InFlightDigest, stage.Path, shortSHA(res.CommitSHA))
 	s.setPhase(i, ferryv1.PhaseSyncing, "Pinned %s at commit %s; syncing.", st.InFlightDigest, shortSHA(res.CommitSHA))
@@ -51,6 +52,9 @@ func (s *scope) pinRequest(i int, rollback bool) gitops.Request {
 		Image: stage.Registry.Repository, Promotion: s.promotionID(), Stage: stage.Name,
 		Source: st.InFlightSource, Rollback: rollback, Author: s.in.author,
 		MessageTemplate: s.p.Spec.Git.CommitMessageTemplate, Signing: s.in.sign,
+	}
+	if rollback && st.Hold != nil {
+		req.RollbackBy = st.Hold.RequestedBy
 	}
 	if rollback && st.Hold != nil && st.Hold.Reason == ReasonAnalysisFailed {
 		req.RollbackReason = rollbackReasonOf(st)
@@ -116,6 +120,7 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	if err != nil {
 		return false, gitError(i, err)
 	}
+	r.warnDistrusted(s, i, res)
 	pr := s.p.Spec.Stages[i].Approval.PullRequest
 	opened, err := provider.EnsurePullRequest(ctx, scm.PullRequestSpec{
 		Repo: repo, Base: s.in.git.Branch, Head: branch, TitleTemplate: pr.TitleTemplate,
@@ -156,10 +161,7 @@ func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int
 			pr.URL, shortSHA(pr.HeadSHA), shortSHA(st.PullRequest.HeadSHA)))
 		return true, nil
 	case pr.Approved():
-		st.LastCommit, st.PullRequest.Approver = pr.MergeCommitSHA, pr.MergedBy
-		r.event(s.p, corev1.EventTypeNormal, ReasonApproved, "stage %s: %s merged %s (%s)", st.Name, pr.MergedBy, pr.URL, st.InFlightDigest)
-		s.setPhase(i, ferryv1.PhaseSyncing, "Approved by %s (merge %s); syncing.", pr.MergedBy, shortSHA(pr.MergeCommitSHA))
-		return true, nil
+		return r.acceptMerge(ctx, s, i, pr)
 	case pr.Rejected():
 		r.event(s.p, corev1.EventTypeWarning, ReasonRejected, "stage %s: %s was closed without merging; %s is rejected", st.Name, pr.URL, st.InFlightDigest)
 		r.finishDigest(s, i, ferryv1.OutcomeRejected, fmt.Sprintf("pull request %s closed without merging", pr.URL))
@@ -170,6 +172,63 @@ func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int
 	}
 	s.waitAtMost(approvalPollInterval)
 	return false, nil
+}
+
+// Reasons of the events that say Ferry did not trust what it found in Git.
+const (
+	// ReasonUntrustedCommit: a commit carries Ferry's trailers for the pin but is not Ferry's (see
+	// gitops.Result.Distrusted); it was not taken for Ferry's pin.
+	ReasonUntrustedCommit = "UntrustedCommit"
+	// ReasonMergeNotPinned: a merged pull request's merge result does not pin the digest Ferry proposed.
+	ReasonMergeNotPinned = "MergeNotPinned"
+)
+
+// acceptMerge syncs a merged pull request only when the merge result on the base branch — the commit the forge
+// says the merge made, else the base's tip — pins the in-flight digest in the stage's files as Ferry wrote it.
+// An unchanged head is not enough: a conflict resolved in favour of someone else's pin, or a merge commit chosen
+// by hand, would otherwise sync a digest Ferry never verified. Checked here, the commit read is the commit synced.
+func (r *PromotionReconciler) acceptMerge(ctx context.Context, s *scope, i int, pr scm.PullRequest) (bool, error) {
+	st := s.stage(i)
+	check, err := r.Engines.Git.CheckPin(ctx, s.pinRequest(i, false), pr.MergeCommitSHA)
+	if errors.Is(err, gitops.ErrNotFound) {
+		// The forge may report a merge before its Git serves it; retrying never syncs anything unchecked.
+		return false, retrying(ReasonGitUnavailable, fmt.Errorf("reading the merge of %s: %w", pr.URL, err))
+	}
+	if err != nil {
+		return false, gitError(i, err)
+	}
+	if !check.Pinned {
+		why := mergeNotPinned(st.InFlightDigest, pr, check)
+		r.event(s.p, corev1.EventTypeWarning, ReasonMergeNotPinned, "stage %s: %s", st.Name, why)
+		r.failDigest(s, i, why)
+		return true, nil
+	}
+	st.LastCommit, st.PullRequest.Approver = check.CommitSHA, pr.MergedBy
+	r.event(s.p, corev1.EventTypeNormal, ReasonApproved, "stage %s: %s merged %s (%s)", st.Name, pr.MergedBy, pr.URL, st.InFlightDigest)
+	s.setPhase(i, ferryv1.PhaseSyncing, "Approved by %s (merge %s); syncing.", pr.MergedBy, shortSHA(check.CommitSHA))
+	return true, nil
+}
+
+// mergeNotPinned says what the merge result holds instead of digest, naming the pull request and the files.
+func mergeNotPinned(digest string, pr scm.PullRequest, check gitops.PinCheck) string {
+	found := check.Problem
+	if found == "" {
+		held := check.Digest
+		if held == "" {
+			held = "a tag, no digest"
+		}
+		found = fmt.Sprintf("found %s in %s", held, strings.Join(check.Files, ", "))
+	}
+	return fmt.Sprintf("pull request %s was merged, but its merge result %s does not pin %s (%s); not synced: someone changed what was approved, a person must check the merge",
+		pr.URL, shortSHA(check.CommitSHA), digest, found)
+}
+
+// warnDistrusted tells people that a commit posing as Ferry's pin was passed over: someone forged trailers, or
+// the signing key changed since Ferry made it.
+func (r *PromotionReconciler) warnDistrusted(s *scope, i int, res gitops.Result) {
+	if res.Distrusted != "" {
+		r.event(s.p, corev1.EventTypeWarning, ReasonUntrustedCommit, "stage %s: %s", s.stage(i).Name, res.Distrusted)
+	}
 }
 
 // supersede closes the open pull request of stage i because a newer digest is waiting.

@@ -221,7 +221,7 @@ func TestOnCallRollbackByAnnotation(t *testing.T) {
 	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v1) {
 		t.Errorf("dev runs %s", img)
 	}
-	if h := got.Status.Stages[0].Hold; h == nil || h.Reason != ReasonRollbackRequested || h.RequestedBy != "on-call-alice" {
+	if h := got.Status.Stages[0].Hold; h == nil || h.Reason != ReasonRollbackRequested || h.RequestedBy != "on-call-alice"+UnauthenticatedMark {
 		t.Errorf("hold = %+v", h)
 	}
 

@@ -29,12 +29,16 @@ func indexSource(obj client.Object) []string {
 	return []string{repo}
 }
 
-// Pushed tells the reconciler that repository received a push (from internal/webhook). It never blocks: when
-// too many notifications wait, this one is dropped, and polling finds the digest at the next interval.
-func (r *PromotionReconciler) Pushed(repository string) {
-	if !r.pushes.send(repository) {
-		ctrl.Log.WithName("webhook").Info("notification dropped: too many waiting", "repository", repository)
+// Pushed tells the reconciler that repository received a push (from internal/webhook) and reports whether the
+// wake-up was queued. It never blocks: when too many wake-ups wait, it refuses this one and counts it
+// (ferry_webhook_notifications_dropped_total); the webhook then answers the registry 503 with Retry-After, so the
+// registry retries, and polling finds the digest at the next interval in any case.
+func (r *PromotionReconciler) Pushed(repository string) bool {
+	if r.pushes.send(repository) {
+		return true
 	}
+	r.metrics().CountWebhookDrop()
+	return false
 }
 
 // pushSource turns notifications into reconcile requests for the Promotions following the repository.

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -29,7 +28,6 @@ import (
 	"github.com/ferrycd/ferry/internal/gitserver"
 	"github.com/ferrycd/ferry/internal/promserver"
 	"github.com/ferrycd/ferry/internal/signature/signaturetest"
-	"github.com/ferrycd/ferry/internal/testenv"
 )
 
 // The canary on real parts: the controller process, a local cluster, registries, Git, cosign, and a real
@@ -789,7 +787,7 @@ func (w *canaryWorld) waitStableRolledOut(t *testing.T, a *canaryApp, digest str
 func (w *canaryWorld) rollbackCommits(a *canaryApp) []gitserver.LogEntry {
 	var out []gitserver.LogEntry
 	for _, e := range w.git.Log(a.repo) {
-		if e.Trailers["Ferry-Rollback"] == "true" {
+		if e.Trailers["Ferry-Rollback"] != "" {
 			out = append(out, e)
 		}
 	}
@@ -823,52 +821,7 @@ func (w *canaryWorld) waitPrometheusSees(t *testing.T, a *canaryApp, track strin
 // ferry runs the ferry CLI against the world's cluster, in the Promotions' namespace.
 func (w *canaryWorld) ferry(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), ferryCLI(t), append(args, "--kubeconfig", w.h.cluster.Kubeconfig, "-n", promotionNamespace)...)
-	cmd.Env = append(os.Environ(), "HOME="+w.h.dir)
-	out, err := cmd.CombinedOutput()
-	t.Logf("$ ferry %s\n%s", strings.Join(args, " "), out)
-	return string(out), err
-}
-
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// ferryCLI builds cmd/ferry once per test binary, beside the controller (TestMain removes the folder), and
-// returns its path.
-func ferryCLI(t *testing.T) string {
-	t.Helper()
-	controllerBinary(t)
-	cliOnce.Do(buildCLI)
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
-}
-
-// buildCLI builds cmd/ferry into the controller's folder, with the race detector when the tests have it; the
-// controller must have been built.
-func buildCLI() {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		cliErr = err
-		return
-	}
-	cliPath = filepath.Join(binDir, "ferry")
-	args := []string{"build", "-o", cliPath}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	began := time.Now()
-	cmd := exec.Command("go", append(args, "./cmd/ferry")...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		cliErr = fmt.Errorf("building ferry: %v\n%s", err, out)
-		return
-	}
-	fmt.Fprintf(os.Stderr, "e2e: built ferry (race=%v) in %s\n", raceEnabled, time.Since(began).Round(time.Millisecond))
+	return w.h.ferry(args...)
 }
 
 // profile is a track's traffic: requests per second, and the share of them answered 5xx; with noise, the share

@@ -237,8 +237,8 @@ func (h *harness) finish(p *controllerProcess) {
 	select {
 	case <-p.exited:
 	default:
-		if panics, err := reconcilePanics(p.metrics); err != nil {
-			h.t.Logf("reading the controller's metrics: %v", err)
+		if panics, err := p.waitReconcilePanics(); err != nil {
+			h.t.Errorf("reading controller_runtime_reconcile_panics_total from the controller's metrics: %v", err)
 		} else if panics > 0 {
 			h.t.Errorf("ferry-controller recorded %v reconcile panics (controller_runtime_reconcile_panics_total)", panics)
 		}
@@ -259,14 +259,53 @@ func (h *harness) finish(p *controllerProcess) {
 	}
 }
 
-// reconcilePanics sums controller_runtime_reconcile_panics_total from the controller's metrics endpoint.
-func reconcilePanics(addr string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+// metricsTimeout bounds the wait for the controller's metrics endpoint to serve the reconcile panic counter.
+const metricsTimeout = 30 * time.Second
+
+// waitReconcilePanics waits until the controller's metrics endpoint serves controller_runtime_reconcile_panics_total
+// and returns its sum. It runs in a cleanup, when the test's context is already cancelled, so it has a deadline
+// of its own; an endpoint that never serves the counter, or a process that exits meanwhile, is an error.
+func (p *controllerProcess) waitReconcilePanics() (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
+	defer cancel()
+	var (
+		total float64
+		last  error
+	)
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-p.exited:
+			return false, fmt.Errorf("ferry-controller exited before it was stopped: %v", p.waitErr)
+		default:
+		}
+		var found bool
+		total, found, last = reconcilePanics(ctx, p.metrics)
+		if last == nil && !found {
+			last = fmt.Errorf("no controller_runtime_reconcile_panics_total series in http://%s/metrics", p.metrics)
+		}
+		return last == nil, nil
+	})
+	if err != nil && last != nil {
+		return 0, fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return total, err
+}
+
+// reconcilePanics sums controller_runtime_reconcile_panics_total from the controller's metrics endpoint; found
+// says whether the endpoint served any series of it.
+func reconcilePanics(ctx context.Context, addr string) (total float64, found bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false, err
 	}
 	defer resp.Body.Close()
-	var total float64
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET /metrics answered %s", resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -277,11 +316,12 @@ func reconcilePanics(addr string) (float64, error) {
 		fields := strings.Fields(line)
 		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
 		if err != nil {
-			return 0, fmt.Errorf("parsing %q: %w", line, err)
+			return 0, false, fmt.Errorf("parsing %q: %w", line, err)
 		}
 		total += v
+		found = true
 	}
-	return total, sc.Err()
+	return total, found, sc.Err()
 }
 
 // notify tells the running controller that the source repository received a push, as a registry would.
@@ -301,6 +341,17 @@ func (h *harness) notify(repository string) {
 	if resp.StatusCode != http.StatusAccepted {
 		h.t.Fatalf("the controller's registry webhook answered %s", resp.Status)
 	}
+}
+
+// ferry runs the built ferry CLI against the harness's cluster as its admin, in the Promotions' namespace, and
+// returns what it printed.
+func (h *harness) ferry(args ...string) (string, error) {
+	h.t.Helper()
+	cmd := exec.CommandContext(h.t.Context(), ferryCLI(h.t), append(args, "--kubeconfig", h.cluster.Kubeconfig, "-n", promotionNamespace)...)
+	cmd.Env = append(os.Environ(), "HOME="+h.dir)
+	out, err := cmd.CombinedOutput()
+	h.t.Logf("$ ferry %s\n%s", strings.Join(args, " "), out)
+	return string(out), err
 }
 
 // promotion reads the Promotion named name.

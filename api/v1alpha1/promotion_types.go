@@ -9,9 +9,10 @@ const (
 	// RollbackAnnotation asks Ferry to roll one stage back, for on-call engineers. The value is either
 	// "<stage>" (roll back to the stage's previous digest from its history) or "<stage>=sha256:<hex>" (roll back
 	// to that digest, which must appear in the stage's history). Ferry commits the older pin to Git with a
-	// Ferry-Rollback trailer naming who set the annotation, syncs it, records it in status and events, removes
-	// the annotation when done, and holds the stage on that digest until a newer digest arrives or the hold is
-	// cleared with ClearHoldAnnotation. The annotation can never skip signature verification.
+	// Ferry-Rollback trailer naming who set the annotation (see RequestedByPrefix), syncs it, records it in
+	// status and events, removes the annotation when done, and holds the stage on that digest until a newer
+	// digest arrives or the hold is cleared with ClearHoldAnnotation. The annotation can never skip signature
+	// verification.
 	RollbackAnnotation = "ferry.dev/rollback"
 
 	// ClearHoldAnnotation, set to a stage name, releases the hold that a rollback put on that stage so that
@@ -26,6 +27,13 @@ const (
 	// AbortAnnotation, set to a stage name, fails the canary or analysis under way in that stage now: the
 	// previous digest is committed back to Git. `ferry abort` sets it; Ferry records who set it and removes it.
 	AbortAnnotation = "ferry.dev/abort"
+
+	// RequestedByPrefix starts the companion of each annotation above: requested-by.ferry.dev/<name> (for example
+	// requested-by.ferry.dev/rollback) holds the user the API server authenticated for the request that set or
+	// changed ferry.dev/<name>. Ferry's audit webhook (config/webhook) writes it and overrules any value a client
+	// writes; Ferry records it as who asked. Without the webhook, Ferry records the annotation's field manager
+	// instead, which any client can choose, and marks it unauthenticated.
+	RequestedByPrefix = "requested-by.ferry.dev/"
 
 	// Finalizer is set on Promotions while Ferry may still have open pull requests to close on deletion.
 	Finalizer = "ferry.dev/finalizer"

@@ -25,9 +25,11 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/controllers"
+	"github.com/ferrycd/ferry/internal/audit"
 	"github.com/ferrycd/ferry/internal/gitops"
 	"github.com/ferrycd/ferry/internal/metrics"
 	"github.com/ferrycd/ferry/internal/scm"
@@ -62,6 +64,7 @@ type options struct {
 	watchNamespaces                                              string
 	concurrency                                                  int
 	tenancy                                                      tenancyOptions
+	audit                                                        auditOptions
 }
 
 // tenancyOptions are what the operator decides for every tenant's Promotions.
@@ -103,6 +106,7 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
 	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "ferry"), "Folder for Git workspaces and checkouts; it must belong to this process alone.")
 	bindTenancyFlags(fs, &o.tenancy)
+	bindAuditFlags(fs, &o.audit)
 }
 
 func run(ctx context.Context, o options) error {
@@ -117,6 +121,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if _, err := controllers.ParseNamespaces(o.watchNamespaces); err != nil {
 		return fmt.Errorf("--watch-namespaces: %w", err)
+	}
+	if err := o.audit.check(); err != nil {
+		return err
 	}
 	log := ctrl.Log.WithName("setup")
 	log.Info("starting ferry-controller", "version", version.Get().String())
@@ -157,12 +164,16 @@ func run(ctx context.Context, o options) error {
 		DefaultServiceAccount: o.tenancy.defaultServiceAccount,
 		NoCrossNamespaceSync:  o.tenancy.noCrossNamespaceSync,
 		ReconcileTimeout:      o.tenancy.reconcileTimeout,
+		AuditWebhook:          o.audit.port != 0,
 	}
 	sync.SetKubeconfigPolicy(sync.KubeconfigPolicy{AllowInsecureTLS: o.tenancy.allowInsecureKubeconfig, AllowProxy: o.tenancy.allowKubeProxy})
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
 	if err := addWebhook(mgr, r.Pushed, o, creds); err != nil {
+		return err
+	}
+	if err := addAuditWebhook(mgr, o.audit); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -306,7 +317,7 @@ func readCredential(flagName, file, env string) ([]byte, error) {
 // addWebhook serves registry push notifications, which make the Promotions following a repository reconcile at
 // once; polling stays the fallback. Every replica serves; one that does not lead answers 503 until it is
 // elected, so that the registry retries and reaches the leader.
-func addWebhook(mgr manager.Manager, pushed func(repository string), o options, creds webhookCredentials) error {
+func addWebhook(mgr manager.Manager, pushed func(repository string) bool, o options, creds webhookCredentials) error {
 	if o.webhookAddr == "0" {
 		return nil
 	}
@@ -338,4 +349,46 @@ func addWebhook(mgr manager.Manager, pushed func(repository string), o options, 
 		return err
 	}
 	return mgr.Add(srv)
+}
+
+// auditOptions serve the audit webhook, which records who asks for a rollback, a hold's release, an approval or
+// an abort (see package audit and config/webhook).
+type auditOptions struct {
+	port    int
+	certDir string
+}
+
+func bindAuditFlags(fs *flag.FlagSet, a *auditOptions) {
+	fs.IntVar(&a.port, "audit-webhook-port", 0, "Port of the admission webhook that records, on Promotions, the authenticated user who set ferry.dev/rollback, clear-hold, approve or abort (install config/webhook with it); Ferry then names that user as who asked. 0 (the default) turns it off: Ferry names the annotation's field manager, which the client chooses, marked unauthenticated.")
+	fs.StringVar(&a.certDir, "audit-webhook-cert-dir", "", "Folder holding tls.crt and tls.key of the audit webhook (a mounted kubernetes.io/tls Secret), reloaded when renewed; needed with --audit-webhook-port.")
+}
+
+// check refuses audit flags that cannot work, before anything starts.
+func (a auditOptions) check() error {
+	switch {
+	case a.port < 0 || a.port > 65535:
+		return fmt.Errorf("--audit-webhook-port=%d is not a port", a.port)
+	case a.port == 0 && a.certDir != "":
+		return errors.New("--audit-webhook-cert-dir needs --audit-webhook-port")
+	case a.port == 0:
+		return nil
+	case a.certDir == "":
+		return errors.New("--audit-webhook-port needs --audit-webhook-cert-dir: the API server calls admission webhooks over HTTPS only")
+	}
+	return certFilesExist("--audit-webhook-cert-dir", a.certDir)
+}
+
+// addAuditWebhook serves the audit webhook over HTTPS (HTTP/1.1) on every replica, leader or not: the API server
+// calls whichever the Service picks, and the answer needs nothing but the request.
+func addAuditWebhook(mgr manager.Manager, a auditOptions) error {
+	if a.port == 0 {
+		return nil
+	}
+	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{Port: a.port, CertDir: a.certDir,
+		CertName: certFile, KeyName: keyFile, TLSOpts: []func(*tls.Config){http1Only}})
+	audit.Register(srv)
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("audit-webhook", srv.StartedChecker())
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -27,9 +29,16 @@ import (
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/audit"
 	"github.com/ferrycd/ferry/internal/testenv"
 	"github.com/ferrycd/ferry/internal/webhook"
 )
@@ -174,10 +183,11 @@ type pushes struct {
 	repos []string
 }
 
-func (p *pushes) pushed(repo string) {
+func (p *pushes) pushed(repo string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.repos = append(p.repos, repo)
+	return true
 }
 
 func (p *pushes) get() []string {
@@ -534,5 +544,171 @@ func TestBadWatchNamespacesFailsAtStart(t *testing.T) {
 	err := run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "--watch-namespaces") || !strings.Contains(err.Error(), "Team_B") {
 		t.Fatalf("run = %v, want an error naming --watch-namespaces and Team_B", err)
+	}
+}
+
+// The audit webhook's flags go together, and the certificate must be there before anything starts.
+func TestAuditWebhookFlags(t *testing.T) {
+	certs := t.TempDir()
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(certs, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the error; "" for none
+	}{
+		{nil, ""},
+		{[]string{"--audit-webhook-port=9443", "--audit-webhook-cert-dir=" + certs}, ""},
+		{[]string{"--audit-webhook-port=9443"}, "--audit-webhook-cert-dir"},
+		{[]string{"--audit-webhook-cert-dir=" + certs}, "needs --audit-webhook-port"},
+		{[]string{"--audit-webhook-port=9443", "--audit-webhook-cert-dir=" + t.TempDir()}, "tls.crt"},
+		{[]string{"--audit-webhook-port=70000", "--audit-webhook-cert-dir=" + certs}, "not a port"},
+	} {
+		err := parseOptions(t, tc.args...).audit.check()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestShippedAuditWebhook checks config/default with config/webhook's component: the controller serves the
+// webhook on the port the Service targets, with the certificate of a mounted Secret, at the path the
+// configuration calls, and the configuration leaves out exactly the controller's own service account.
+func TestShippedAuditWebhook(t *testing.T) {
+	// config/default with its commented components line in effect; kustomize takes only relative roots.
+	dir := t.TempDir()
+	config, err := filepath.Abs(filepath.Join("..", "..", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := fmt.Sprintf("resources: [%s/default]\ncomponents: [%s/webhook]\n", rel, rel)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deploy, svc, hook := auditObjects(t, dir)
+	pod := deploy.Spec.Template.Spec
+	c := pod.Containers[0]
+	o := parseOptions(t, c.Args...)
+	if err := o.audit.check(); err == nil || !strings.Contains(err.Error(), "tls.crt") {
+		t.Fatalf("audit flags %v: %v, want only the certificate missing here", c.Args, err)
+	}
+	var port string
+	for _, p := range c.Ports {
+		if p.ContainerPort == int32(o.audit.port) {
+			port = p.Name
+		}
+	}
+	if port == "" || svc.Spec.Ports[0].TargetPort.String() != port {
+		t.Errorf("the controller serves the audit webhook on %d (port %q); the Service targets %s", o.audit.port, port, svc.Spec.Ports[0].TargetPort.String())
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			mounted = mounted || (m.MountPath == o.audit.certDir && v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "ferry-audit-webhook-tls")
+		}
+	}
+	if !mounted {
+		t.Errorf("--audit-webhook-cert-dir=%s is not the Secret ferry-audit-webhook-tls", o.audit.certDir)
+	}
+	wh := hook.Webhooks[0]
+	if s := wh.ClientConfig.Service; s == nil || s.Name != svc.Name || s.Namespace != svc.Namespace || s.Path == nil || *s.Path != audit.Path ||
+		s.Port == nil || *s.Port != svc.Spec.Ports[0].Port {
+		t.Errorf("the configuration calls %+v; the Service is %s/%s:%d, the path %s", s, svc.Namespace, svc.Name, svc.Spec.Ports[0].Port, audit.Path)
+	}
+	self := "request.userInfo.username != 'system:serviceaccount:" + deploy.Namespace + ":" + pod.ServiceAccountName + "'"
+	if wh.FailurePolicy == nil || *wh.FailurePolicy != admissionregistrationv1.Fail || !slices.ContainsFunc(wh.MatchConditions,
+		func(m admissionregistrationv1.MatchCondition) bool { return m.Expression == self }) {
+		t.Errorf("want failurePolicy Fail and the match condition %s: %+v", self, wh)
+	}
+}
+
+// auditObjects builds the kustomization in dir and returns the controller's Deployment, the audit webhook's
+// Service and its configuration.
+func auditObjects(t *testing.T, dir string) (*appsv1.Deployment, *corev1.Service, *admissionregistrationv1.MutatingWebhookConfiguration) {
+	t.Helper()
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var deploy *appsv1.Deployment
+	var svc *corev1.Service
+	var hook *admissionregistrationv1.MutatingWebhookConfiguration
+	for _, r := range resources.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var into any
+		switch {
+		case r.GetKind() == "Deployment" && r.GetName() == "ferry-controller":
+			deploy = &appsv1.Deployment{}
+			into = deploy
+		case r.GetKind() == "Service" && r.GetName() == "ferry-controller-audit":
+			svc = &corev1.Service{}
+			into = svc
+		case r.GetKind() == "MutatingWebhookConfiguration":
+			hook = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			into = hook
+		default:
+			continue
+		}
+		if err := yaml.UnmarshalStrict(y, into); err != nil {
+			t.Fatalf("%s %s: %v", r.GetKind(), r.GetName(), err)
+		}
+	}
+	if deploy == nil || svc == nil || hook == nil || len(hook.Webhooks) != 1 {
+		t.Fatalf("want the Deployment, the Service ferry-controller-audit and one audit webhook in %s", dir)
+	}
+	return deploy, svc, hook
+}
+
+// TestAuditWebhookServedByTheController: ferry-controller's own wiring, from its flags, serves the webhook the API
+// server calls for config/webhook's configuration, with the certificate from --audit-webhook-cert-dir.
+func TestAuditWebhookServedByTheController(t *testing.T) {
+	env := testenv.Need(t, testEnv)
+	ns := env.Namespace(t)
+	w := env.PrepareMutatingWebhook(t, "config/webhook/manifests.yaml", ns)
+	o := parseOptions(t, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--webhook-bind-address=0",
+		fmt.Sprintf("--audit-webhook-port=%d", w.Port), "--audit-webhook-cert-dir="+w.CertDir)
+	if err := o.audit.check(); err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.Config, managerOptions(o, testScheme(t), metricsserver.Options{BindAddress: "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := addAuditWebhook(mgr, o.audit); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	companion := audit.Companion(ferryv1.RollbackAnnotation)
+	w.Install(t, func() bool {
+		ann, err := env.DryRunAnnotations(ns, ferryv1.RollbackAnnotation, "prod")
+		return err == nil && ann[companion] != ""
+	})
+	p, err := testenv.SamplePromotion(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Annotations = map[string]string{ferryv1.RollbackAnnotation: "prod", companion: "release-manager"}
+	if err := env.PromotionEditor(t, ns, "alice").Create(ctx, p, client.FieldOwner("ferry-rollback:release-manager")); err != nil {
+		t.Fatal(err)
+	}
+	if who := p.Annotations[companion]; who != "alice" {
+		t.Errorf("%s = %q, want alice", companion, who)
 	}
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // requestKind is one of the annotations through which a person asks Ferry's controller to act on a stage. The
-// controller records who asked from the annotation's field manager, acts, then removes the annotation.
+// controller records who asked — the user the audit webhook authenticated, else the annotation's field manager
+// (marked unauthenticated) — acts, then removes the annotation.
 type requestKind struct {
 	annotation string // the annotation's key
 	command    string // the ferry command that sets it; names the field manager "ferry-<command>:<user>"

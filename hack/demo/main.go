@@ -337,7 +337,7 @@ func (d *demo) badRelease(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("git show %s: %v\n%s", prod.LastCommit, err, msg)
 	}
-	for _, trailer := range []string{"Ferry-Rollback: true", "Ferry-Rollback-Reason: ", "Ferry-Digest: " + before} {
+	for _, trailer := range []string{"Ferry-Rollback: ", "Ferry-Rollback-Reason: ", "Ferry-Digest: " + before} {
 		if !strings.Contains(string(msg), trailer) {
 			return fmt.Errorf("prod's last commit %s has no %q trailer:\n%s", prod.LastCommit, trailer, msg)
 		}

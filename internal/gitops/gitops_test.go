@@ -162,13 +162,13 @@ func TestRollbackIsANewPinWithTrailer(t *testing.T) {
 		}
 	}
 	rb := request(url, "prod", digestA)
-	rb.Rollback = true
+	rb.Rollback, rb.RollbackBy = true, "on-call\nalice" // a line break must not break the trailer
 	res, err := e.Pin(context.Background(), rb)
 	if err != nil || !res.Changed || res.PreviousDigest != digestB {
 		t.Fatalf("rollback = %+v, %v", res, err)
 	}
 	head := s.Log("fleet")[0]
-	if head.Trailers[TrailerRollback] != "true" || !strings.HasPrefix(head.Subject, "Roll back") {
+	if head.Trailers[TrailerRollback] != "on-call alice" || !strings.HasPrefix(head.Subject, "Roll back") {
 		t.Fatalf("rollback commit = %+v", head)
 	}
 	if res, _ := e.Pin(context.Background(), rb); res.Changed || !res.Recognized {

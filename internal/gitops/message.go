@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/ferrycd/ferry/internal/text"
 	"github.com/ferrycd/ferry/internal/tmpl"
 )
 
@@ -22,7 +23,9 @@ const (
 	TrailerDigest         = "Ferry-Digest"
 	TrailerPreviousDigest = "Ferry-Previous-Digest"
 	TrailerSource         = "Ferry-Source"
-	TrailerRollback       = "Ferry-Rollback"
+	// TrailerRollback marks a rollback and names who asked for it ("ferry" when Ferry rolled back on its own);
+	// commits made before it named anyone say "true". Any non-empty value marks a rollback.
+	TrailerRollback = "Ferry-Rollback"
 	// TrailerRollbackReason says why Ferry rolled back on its own, for example the failing metric and its values.
 	TrailerRollbackReason = "Ferry-Rollback-Reason"
 )
@@ -31,9 +34,23 @@ const (
 type MessageData struct {
 	Promotion, Stage, Image, Digest, PreviousDigest, Source string
 	Rollback                                                bool
+	// RollbackBy names who asked for a rollback: a person, or Ferry on its own ("ferry").
+	RollbackBy string
 	// RollbackReason says why a rollback was made, when Ferry made it on its own.
 	RollbackReason string
 }
+
+// rollbackBy is the value of the Ferry-Rollback trailer: who asked for the rollback, folded onto one line (a
+// name with a line break would otherwise make every commit of the rollback fail), or "unknown".
+func rollbackBy(who string) string {
+	if who = text.OneLine(who, maxRequesterTrailer); who == "" {
+		return "unknown"
+	}
+	return who
+}
+
+// maxRequesterTrailer bounds the name in the Ferry-Rollback trailer.
+const maxRequesterTrailer = 256
 
 var trailerKey = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
 
@@ -79,7 +96,7 @@ func trailerLines(d MessageData, extra map[string]string) ([]string, error) {
 	list := []kv{{TrailerPromotion, d.Promotion}, {TrailerStage, d.Stage}, {TrailerDigest, d.Digest},
 		{TrailerPreviousDigest, d.PreviousDigest}, {TrailerSource, d.Source}}
 	if d.Rollback {
-		list = append(list, kv{TrailerRollback, "true"}, kv{TrailerRollbackReason, d.RollbackReason})
+		list = append(list, kv{TrailerRollback, rollbackBy(d.RollbackBy)}, kv{TrailerRollbackReason, d.RollbackReason})
 	}
 	keys := make([]string, 0, len(extra))
 	for k := range extra {

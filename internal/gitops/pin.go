@@ -44,7 +44,8 @@ type Request struct {
 	Digest          string
 
 	// Promotion, Stage, Source and Rollback go into the message template and the Ferry-* trailers. With
-	// Promotion and Stage set, an earlier commit of the same pin is recognised and never made twice.
+	// Promotion and Stage set, an earlier commit of the same pin is recognised and never made twice (with Signing,
+	// only one signed by that key: see Result.Recognized).
 	Promotion, Stage, Source string
 	Rollback                 bool
 
@@ -53,9 +54,12 @@ type Request struct {
 	MessageTemplate string
 	// RollbackReason, with Rollback, goes into the Ferry-Rollback-Reason trailer (on one line, cut short).
 	RollbackReason string
+	// RollbackBy, with Rollback, names who asked for it in the Ferry-Rollback trailer ("unknown" when empty).
+	RollbackBy string
 	// Trailers are extra "Key: value" lines after the Ferry-* trailers.
 	Trailers map[string]string
-	Signing  *Signing
+	// Signing signs the commit. With it, an earlier commit is taken for Ferry's only when signed by this key.
+	Signing *Signing
 }
 
 // Result says what a Pin did.
@@ -68,6 +72,8 @@ type Result struct {
 	// PreviousDigest is the digest the first matching reference held before (also the Ferry-Previous-Digest).
 	PreviousDigest string
 	// Recognized: the newest Ferry commit for this promotion and stage already pins this digest; nothing was made.
+	// A commit is Ferry's only when its own files pin the digest and, with Signing, it carries a valid signature
+	// by the signing key.
 	Recognized bool
 	// Superseded: that commit was found but the files have changed since; they were left alone.
 	Superseded bool
@@ -75,6 +81,10 @@ type Result struct {
 	// pinned by content), no branch is created and CommitSHA names the base's commit.
 	Created  bool
 	Attempts int
+	// Distrusted, when set, names a commit that carries Ferry's trailers for this very pin but that Ferry did not
+	// take for its own, and why (its files do not pin the digest, or it lacks a valid signature by the signing
+	// key). Such a commit counts for nothing: the pin was made, or found pinned by content, as if it were absent.
+	Distrusted string
 }
 
 func (r Request) pinRequest() pin.Request {
@@ -143,7 +153,7 @@ func (e *Engine) Pin(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sign, err := req.Signing.signer()
+	key, err := req.Signing.key()
 	if err != nil {
 		return Result{}, err
 	}
@@ -157,7 +167,7 @@ func (e *Engine) Pin(ctx context.Context, req Request) (Result, error) {
 	}
 	var last *rejection
 	for attempt := 1; attempt <= e.opts.MaxAttempts; attempt++ {
-		res, rej, err := e.attempt(ctx, c, req, attemptDeps{t, auth, tmpl, sign}, last)
+		res, rej, err := e.attempt(ctx, c, req, attemptDeps{t, auth, tmpl, key}, last)
 		if err != nil || rej == nil {
 			res.Attempts = attempt
 			return res, err
@@ -196,7 +206,7 @@ type attemptDeps struct {
 	t    transport.Transport
 	auth transport.AuthMethod
 	tmpl *template.Template
-	sign func([]byte) (string, error)
+	key  *commitKey // nil: commits are not signed
 }
 
 // attempt is one round: learn the tip, make sure the cache has it, build the commit under the lock, push
@@ -286,27 +296,35 @@ func (e *Engine) prepare(c *cachedRepo, req Request, d attemptDeps, tip plumbing
 	if err != nil {
 		return nil, fmt.Errorf("pinning at %s@%s: %w", req.Branch, tip.String()[:12], err)
 	}
+	var distrusted string
 	if own := e.newestOwn(c, head, req); own != nil {
-		pinned, err := pinsDigest(own, req)
+		why, err := distrust(own, req, d.key)
 		if err != nil {
 			return nil, err
 		}
-		if pinned {
+		if why == "" {
 			return &prepared{done: true, result: Result{CommitSHA: own.Hash.String(), Recognized: true,
 				Superseded: len(plan.Changes) > 0, PreviousDigest: trailers(own.Message)[TrailerPreviousDigest]}}, nil
 		}
-		// Ferry's trailers on a commit whose files do not pin the digest: anyone who can push can write trailers,
-		// so it is not taken for Ferry's pin; the digest is pinned again on the tip.
+		// Anyone who can push can write Ferry's trailers: such a commit counts for no more than one without
+		// them, so the digest is pinned on the tip as if it were not there.
+		distrusted = fmt.Sprintf("commit %s carries Ferry's trailers for this pin but %s; it was not taken for Ferry's",
+			own.Hash.String()[:12], why)
 	}
 	if len(plan.Changes) == 0 {
-		return &prepared{done: true, result: Result{CommitSHA: tip.String(), PreviousDigest: plan.PreviousDigest}}, nil
+		return &prepared{done: true, result: Result{CommitSHA: tip.String(), PreviousDigest: plan.PreviousDigest,
+			Distrusted: distrusted}}, nil
 	}
-	return e.build(c, req, d, head, tree, plan)
+	p, err := e.build(c, req, d, head, tree, plan)
+	if p != nil {
+		p.result.Distrusted = distrusted
+	}
+	return p, err
 }
 
 func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.Commit, tree *object.Tree, plan pin.Plan) (*prepared, error) {
 	msg, err := message(d.tmpl, MessageData{Promotion: req.Promotion, Stage: req.Stage, Image: req.Image,
-		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback,
+		Digest: req.Digest, PreviousDigest: plan.PreviousDigest, Source: req.Source, Rollback: req.Rollback, RollbackBy: req.RollbackBy,
 		RollbackReason: text.OneLine(req.RollbackReason, maxReasonTrailer)}, req.Trailers)
 	if err != nil {
 		return nil, err
@@ -325,7 +343,7 @@ func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.C
 	who := object.Signature{Name: req.Author.Name, Email: req.Author.Email, When: e.opts.Now()}
 	commit := &object.Commit{Author: who, Committer: who, Message: msg, TreeHash: treeHash,
 		ParentHashes: []plumbing.Hash{head.Hash}}
-	if d.sign != nil {
+	if d.key != nil {
 		unsigned := &plumbing.MemoryObject{}
 		if err := commit.EncodeWithoutSignature(unsigned); err != nil {
 			return nil, fmt.Errorf("encoding the commit for signing: %w", err)
@@ -334,7 +352,7 @@ func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.C
 		if err != nil {
 			return nil, fmt.Errorf("encoding the commit for signing: %w", err)
 		}
-		if commit.PGPSignature, err = d.sign(data); err != nil {
+		if commit.PGPSignature, err = d.key.sign(data); err != nil {
 			return nil, err
 		}
 	}
@@ -344,20 +362,6 @@ func (e *Engine) build(c *cachedRepo, req Request, d attemptDeps, head *object.C
 	}
 	return &prepared{tip: head.Hash, commit: commitHash, objects: objs, result: Result{CommitSHA: commitHash.String(),
 		Changed: true, Files: files, PreviousDigest: plan.PreviousDigest}}, nil
-}
-
-// pinsDigest reports whether the commit's own tree already pins the request's digest: re-pinning it changes
-// nothing. Only such a commit is taken for Ferry's earlier pin.
-func pinsDigest(cm *object.Commit, req Request) (bool, error) {
-	tree, err := cm.Tree()
-	if err != nil {
-		return false, fmt.Errorf("reading tree of %s: %w", cm.Hash, err)
-	}
-	plan, err := pin.Apply(treeFS{tree}, req.pinRequest())
-	if err != nil {
-		return false, nil // the path or image is not there at that commit: it pins nothing
-	}
-	return len(plan.Changes) == 0, nil
 }
 
 // newestOwn looks back through recent history for the newest Ferry commit of this promotion and stage; it is
@@ -372,7 +376,7 @@ func (e *Engine) newestOwn(c *cachedRepo, head *object.Commit, req Request) *obj
 		if t[TrailerPromotion] != req.Promotion || t[TrailerStage] != req.Stage {
 			return true
 		}
-		if t[TrailerDigest] == req.Digest && (t[TrailerRollback] == "true") == req.Rollback {
+		if t[TrailerDigest] == req.Digest && (t[TrailerRollback] != "") == req.Rollback {
 			found = cm
 		}
 		return false

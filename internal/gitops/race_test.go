@@ -13,16 +13,50 @@ import (
 	"github.com/ferrycd/ferry/internal/gitserver"
 )
 
-// TestConcurrentWritersAllLand runs four writers, one per stage, pinning two digests each into the same branch
-// at the same moment; two share an Engine and two have their own cache, like separate controllers. Every pin must
-// land exactly once and no writer may see an error.
+// TestConcurrentWritersAllLand runs four writers, one per stage, pinning two digests each into the same branch;
+// two share an Engine and two have their own cache, like separate controllers. The server holds the first push
+// of every writer until all four have sent theirs, so all four are built on the same tip and released together:
+// one lands and the other three are refused as non-fast-forward and must re-apply their pin on the new tip.
+// Every pin must land exactly once and no writer may see an error.
 func TestConcurrentWritersAllLand(t *testing.T) {
 	s, url := seed(t)
 	shared := newEngine(t)
 	stages := []string{"dev", "qa", "staging", "prod"}
 	engines := []*Engine{shared, shared, newEngine(t), newEngine(t)}
+
+	// The barrier: the first len(stages) receive-pack POSTs wait for each other. None of them can land before the
+	// last arrives, so they are the first attempts of four different writers, all built on the seed commit.
+	var (
+		mu       sync.Mutex
+		arrived  int
+		released = make(chan struct{})
+		release  = sync.OnceFunc(func() { close(released) })
+	)
+	s.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			return false
+		}
+		mu.Lock()
+		held := arrived < len(stages)
+		if held {
+			arrived++
+			if arrived == len(stages) {
+				release()
+			}
+		}
+		mu.Unlock()
+		if held {
+			select {
+			case <-released:
+			case <-r.Context().Done():
+			}
+		}
+		return false
+	})
+
 	start := make(chan struct{})
 	errs := make(chan error, len(stages)*2)
+	firstAttempts := make([]int, len(stages)) // Result.Attempts of each writer's first pin
 	var attempts atomic.Int64
 	var wg sync.WaitGroup
 	for i, stage := range stages {
@@ -30,14 +64,20 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 		go func(e *Engine, stage string) {
 			defer wg.Done()
 			<-start
-			for _, d := range []string{digestA, digestB} {
+			for n, d := range []string{digestA, digestB} {
 				res, err := e.Pin(context.Background(), request(url, stage, d))
+				if n == 0 {
+					firstAttempts[i] = res.Attempts
+					// A writer whose first pin ended without its push passing the barrier (an error before
+					// pushing) must not leave the others held; the contention check below then fails.
+					release()
+				}
 				attempts.Add(int64(res.Attempts))
 				if err == nil && !res.Changed {
 					err = fmt.Errorf("pin of %s in %s made no commit: %+v", d, stage, res)
 				}
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("%s: %w", stage, err)
 				}
 			}
 		}(engines[i], stage)
@@ -45,9 +85,29 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 	close(start)
 	wg.Wait()
 	close(errs)
-	t.Logf("8 pins took %d push attempts", attempts.Load())
+	pins := len(stages) * 2
+	pushes := s.PushRequests("fleet")
+	t.Logf("%d pins took %d attempts and %d push requests; first pins took %v attempts", pins, attempts.Load(), pushes, firstAttempts)
 	for err := range errs {
 		t.Error(err)
+	}
+
+	// The race happened and was retried: of the four pushes built on the seed commit one landed, three were
+	// refused (each a receive-pack POST that made no commit), and those three writers' first pins needed more
+	// than one attempt.
+	if rejected := pushes - (len(s.Log("fleet")) - 1); rejected < len(stages)-1 {
+		t.Errorf("the server refused %d of %d pushes, want at least %d (the barrier did not make writers collide)",
+			rejected, pushes, len(stages)-1)
+	}
+	retried := 0
+	for _, n := range firstAttempts {
+		if n > 1 {
+			retried++
+		}
+	}
+	if retried < len(stages)-1 {
+		t.Errorf("first pins took %v attempts, want at least %d writers to lose the first race and retry",
+			firstAttempts, len(stages)-1)
 	}
 	log := s.Log("fleet")
 	if len(log) != 1+len(stages)*2 {

@@ -3,6 +3,7 @@ package gitops
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/binary"
@@ -35,20 +36,29 @@ func (s *Signing) String() string {
 	return "none"
 }
 
-// signer returns a function that signs a commit's encoding and returns the armored signature.
-func (s *Signing) signer() (func([]byte) (string, error), error) {
+// commitKey is the configured signing key. It signs Ferry's commits, and its public half tells Ferry's own
+// commits apart from ones that merely carry Ferry's trailers (anyone who can push can write those).
+type commitKey struct {
+	// sign returns the armored signature of a commit's encoding.
+	sign func(data []byte) (string, error)
+	// verify checks an armored signature of data against the public half of the key.
+	verify func(data []byte, armored string) error
+}
+
+// key parses the signing key; nil (and no error) when commits are not signed.
+func (s *Signing) key() (*commitKey, error) {
 	switch {
 	case s == nil || len(s.PGPKey) == 0 && len(s.SSHKey) == 0:
 		return nil, nil
 	case len(s.PGPKey) > 0 && len(s.SSHKey) > 0:
 		return nil, errors.New("signing: give either an OpenPGP or an SSH key, not both")
 	case len(s.PGPKey) > 0:
-		return s.pgpSigner()
+		return s.pgpKey()
 	}
-	return s.sshSigner()
+	return s.sshKey()
 }
 
-func (s *Signing) pgpSigner() (func([]byte) (string, error), error) {
+func (s *Signing) pgpKey() (*commitKey, error) {
 	ring, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(s.PGPKey))
 	if err != nil || len(ring) == 0 || ring[0].PrivateKey == nil {
 		return nil, errors.New("signing: the OpenPGP key is not an armored private key")
@@ -64,17 +74,32 @@ func (s *Signing) pgpSigner() (func([]byte) (string, error), error) {
 			_ = sub.PrivateKey.Decrypt([]byte(s.KeyPassphrase))
 		}
 	}
-	return func(data []byte) (string, error) {
+	sign := func(data []byte) (string, error) {
 		var sig bytes.Buffer
 		if err := openpgp.ArmoredDetachSign(&sig, entity, bytes.NewReader(data), nil); err != nil {
 			return "", fmt.Errorf("signing commit: %w", err)
 		}
 		return sig.String(), nil
-	}, nil
+	}
+	// Only this entity (its primary key or a signing subkey) is in the ring, so a signature that checks out is
+	// by the configured key and no other.
+	verify := func(data []byte, armored string) error {
+		_, err := openpgp.CheckArmoredDetachedSignature(openpgp.EntityList{entity}, bytes.NewReader(data),
+			strings.NewReader(armored), nil)
+		return err
+	}
+	return &commitKey{sign: sign, verify: verify}, nil
 }
 
-// sshSigner produces the SSHSIG format git verifies with gpg.format=ssh (namespace "git", SHA-512).
-func (s *Signing) sshSigner() (func([]byte) (string, error), error) {
+// SSH signatures are git's (gpg.format=ssh): the SSHSIG format with namespace "git".
+const (
+	sshSigMagic     = "SSHSIG"
+	sshSigNamespace = "git"
+	sshSigHash      = "sha512"
+)
+
+// sshKey signs in the SSHSIG format git verifies with gpg.format=ssh (SHA-512).
+func (s *Signing) sshKey() (*commitKey, error) {
 	var key ssh.Signer
 	var err error
 	if s.KeyPassphrase != "" {
@@ -85,25 +110,90 @@ func (s *Signing) sshSigner() (func([]byte) (string, error), error) {
 	if err != nil {
 		return nil, errors.New("signing: the SSH key is not a private key (or the passphrase is wrong)")
 	}
-	return func(data []byte) (string, error) {
-		const namespace, hashAlg = "git", "sha512"
-		digest := sha512.Sum512(data)
-		signed := append([]byte("SSHSIG"), sshString([]byte(namespace))...)
-		signed = append(signed, sshString(nil)...)
-		signed = append(signed, sshString([]byte(hashAlg))...)
-		signed = append(signed, sshString(digest[:])...)
-		sig, err := signSSH(key, signed)
+	sign := func(data []byte) (string, error) {
+		sig, err := signSSH(key, sshSignedData(sshSigHash, data))
 		if err != nil {
 			return "", fmt.Errorf("signing commit: %w", err)
 		}
-		blob := append([]byte("SSHSIG"), 0, 0, 0, 1)
+		blob := append([]byte(sshSigMagic), 0, 0, 0, 1)
 		blob = append(blob, sshString(key.PublicKey().Marshal())...)
-		blob = append(blob, sshString([]byte(namespace))...)
+		blob = append(blob, sshString([]byte(sshSigNamespace))...)
 		blob = append(blob, sshString(nil)...)
-		blob = append(blob, sshString([]byte(hashAlg))...)
+		blob = append(blob, sshString([]byte(sshSigHash))...)
 		blob = append(blob, sshString(ssh.Marshal(sig))...)
 		return armorSSH(blob), nil
-	}, nil
+	}
+	verify := func(data []byte, armored string) error { return verifySSH(key.PublicKey(), data, armored) }
+	return &commitKey{sign: sign, verify: verify}, nil
+}
+
+// sshSignedData is what an SSHSIG signature signs: the magic, namespace, reserved field, hash name and the hash
+// of the message.
+func sshSignedData(hashAlg string, data []byte) []byte {
+	var digest []byte
+	if hashAlg == "sha256" {
+		sum := sha256.Sum256(data)
+		digest = sum[:]
+	} else {
+		sum := sha512.Sum512(data)
+		digest = sum[:]
+	}
+	signed := append([]byte(sshSigMagic), sshString([]byte(sshSigNamespace))...)
+	signed = append(signed, sshString(nil)...)
+	signed = append(signed, sshString([]byte(hashAlg))...)
+	return append(signed, sshString(digest)...)
+}
+
+// sshSig is an SSHSIG blob after its magic.
+type sshSig struct {
+	Version   uint32
+	PublicKey []byte
+	Namespace string
+	Reserved  []byte
+	HashAlg   string
+	Signature []byte
+}
+
+// verifySSH checks an armored SSHSIG signature of data: by pub itself (not merely by a key it names), for git,
+// with a hash git accepts, and never SHA-1 RSA, which git refuses too.
+func verifySSH(pub ssh.PublicKey, data []byte, armored string) error {
+	blob, err := dearmorSSH(armored)
+	if err != nil {
+		return err
+	}
+	var sig sshSig
+	if !bytes.HasPrefix(blob, []byte(sshSigMagic)) || ssh.Unmarshal(blob[len(sshSigMagic):], &sig) != nil {
+		return errors.New("not an SSH signature")
+	}
+	switch {
+	case sig.Version != 1:
+		return fmt.Errorf("SSH signature version %d is not 1", sig.Version)
+	case !bytes.Equal(sig.PublicKey, pub.Marshal()):
+		return errors.New("signed by another SSH key")
+	case sig.Namespace != sshSigNamespace:
+		return fmt.Errorf("SSH signature is for %q, not git", sig.Namespace)
+	case sig.HashAlg != "sha512" && sig.HashAlg != "sha256":
+		return fmt.Errorf("SSH signature hash %q is not sha256 or sha512", sig.HashAlg)
+	}
+	var inner ssh.Signature
+	if err := ssh.Unmarshal(sig.Signature, &inner); err != nil {
+		return errors.New("SSH signature is malformed")
+	}
+	if inner.Format == ssh.KeyAlgoRSA {
+		return errors.New("SSH signature uses SHA-1 RSA")
+	}
+	return pub.Verify(sshSignedData(sig.HashAlg, data), &inner)
+}
+
+// dearmorSSH decodes one "SSH SIGNATURE" armor block.
+func dearmorSSH(armored string) ([]byte, error) {
+	const begin, end = "-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----"
+	body, began := strings.CutPrefix(strings.TrimSpace(armored), begin)
+	body, ended := strings.CutSuffix(body, end)
+	if !began || !ended || strings.Contains(body, "-----") {
+		return nil, errors.New("not one armored SSH signature")
+	}
+	return base64.StdEncoding.DecodeString(strings.Join(strings.Fields(body), ""))
 }
 
 // signSSH uses rsa-sha2-512 for RSA keys (git refuses SHA-1 RSA signatures) and the key's own algorithm otherwise.

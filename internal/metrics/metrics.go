@@ -23,6 +23,8 @@ const (
 	PullRequestWaitSeconds    = "ferry_pull_request_wait_seconds"
 	AnalysisMeasurementsTotal = "ferry_analysis_measurements_total"
 	AnalysisValue             = "ferry_analysis_value"
+	// WebhookNotificationsDroppedTotal is the controller's, not a Promotion's: it carries no labels.
+	WebhookNotificationsDroppedTotal = "ferry_webhook_notifications_dropped_total"
 )
 
 // Label names.
@@ -79,6 +81,7 @@ type Recorder struct {
 	pullRequestWait      *prometheus.HistogramVec
 	measurements         *prometheus.CounterVec
 	analysisValue        *prometheus.GaugeVec
+	webhookDropped       prometheus.Counter
 
 	// mu guards digests, the digest each stage's info series currently carries, so that the old series is
 	// deleted when the digest changes instead of both reading 1.
@@ -128,6 +131,8 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 		analysisValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: AnalysisValue,
 			Help: "The last value an analysis read, by metric and track; absent while the last reading had no number."},
 			with(labelMetric, labelTrack)),
+		webhookDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: WebhookNotificationsDroppedTotal,
+			Help: "Registry notifications the controller could not queue because too many wake-ups were waiting; the webhook answers 503 so that the registry retries."}),
 		digests: map[Stage]string{},
 	}
 	for i, c := range r.collectors() {
@@ -145,14 +150,14 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 func (r *Recorder) collectors() []prometheus.Collector {
 	return []prometheus.Collector{r.promotions, r.promotionDuration, r.discoveredToHealthy, r.verificationFailures,
 		r.copyBytes, r.copyRequests, r.rollbacks, r.timeToRollback, r.drift, r.digestInfo, r.pullRequestWait,
-		r.measurements, r.analysisValue}
+		r.measurements, r.analysisValue, r.webhookDropped}
 }
 
 // Names lists the metric names the Recorder registers, for tests that keep dashboards and alerts honest.
 func Names() []string {
 	return []string{PromotionsTotal, PromotionDurationSeconds, DiscoveredToHealthySecs, VerificationFailuresTotal,
 		CopyBytesTotal, CopyRequestsTotal, RollbacksTotal, TimeToRollbackSeconds, StageDrift, StageDigestInfo,
-		PullRequestWaitSeconds, AnalysisMeasurementsTotal, AnalysisValue}
+		PullRequestWaitSeconds, AnalysisMeasurementsTotal, AnalysisValue, WebhookNotificationsDroppedTotal}
 }
 
 // InitStage creates at zero the stage's counters that dashboards and alerts rate() — promoted and failed
@@ -265,6 +270,10 @@ func (r *Recorder) Forget(p Promotion) {
 		}
 	}
 }
+
+// CountWebhookDrop counts a registry notification that could not be queued because too many wake-ups were
+// waiting. The series exists at zero from New, so that rate() and increase() see the first drop; Forget leaves it.
+func (r *Recorder) CountWebhookDrop() { r.webhookDropped.Inc() }
 
 // ObserveMeasurement counts one analysis reading and shows its value; a reading with no number (nil) removes the
 // value's series, so that a graph shows a gap rather than a stale line.

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -233,8 +234,12 @@ func TestForgetDeletesEverySeriesOfOnePromotion(t *testing.T) {
 				t.Errorf("%s still has a series of the forgotten Promotion: %v", mf.GetName(), labels)
 			}
 		}
-		if len(mf.GetMetric()) != 2 {
-			t.Errorf("%s has %d series, want 2 (shop/api and blog/web)", mf.GetName(), len(mf.GetMetric()))
+		want := 2 // shop/api and blog/web
+		if mf.GetName() == WebhookNotificationsDroppedTotal {
+			want = 1 // the controller's, untouched by Forget
+		}
+		if len(mf.GetMetric()) != want {
+			t.Errorf("%s has %d series, want %d", mf.GetName(), len(mf.GetMetric()), want)
 		}
 	}
 
@@ -336,6 +341,28 @@ func recordOneOfEach(r *Recorder) {
 	r.ObservePullRequestWait(dev, time.Minute)
 	value := 0.02
 	r.ObserveMeasurement(dev, "error-rate", "canary", "Fail", &value)
+	r.CountWebhookDrop()
+}
+
+// TestWebhookDropsAreCountedFromZero: the drop counter is served at zero before the first drop, so that the
+// first one shows in increase(), and carries no labels (it is the controller's, not a Promotion's).
+func TestWebhookDropsAreCountedFromZero(t *testing.T) {
+	r, reg := newRecorder(t)
+	want := func(n int) string {
+		return fmt.Sprintf(`
+# HELP ferry_webhook_notifications_dropped_total Registry notifications the controller could not queue because too many wake-ups were waiting; the webhook answers 503 so that the registry retries.
+# TYPE ferry_webhook_notifications_dropped_total counter
+ferry_webhook_notifications_dropped_total %d
+`, n)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want(0)), WebhookNotificationsDroppedTotal); err != nil {
+		t.Error(err)
+	}
+	r.CountWebhookDrop()
+	r.CountWebhookDrop()
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want(2)), WebhookNotificationsDroppedTotal); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestMeasurementsCountVerdictsAndShowTheLastValue: every reading is counted by verdict; a reading with no number
@@ -406,8 +433,12 @@ func TestInitCreatesZeroedCountersThatForgetRemoves(t *testing.T) {
 		t.Errorf("%d promotion series", n)
 	}
 	r.Forget(Promotion{Namespace: "shop", Name: "web"})
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
-		t.Errorf("%d series left after Forget (%v)", n, err)
+	// Only the controller's own series, which belongs to no Promotion, is left.
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 1 {
+		t.Errorf("%d series left after Forget (%v), want 1", n, err)
+	}
+	if n, err := testutil.GatherAndCount(reg, WebhookNotificationsDroppedTotal); err != nil || n != 1 {
+		t.Errorf("%s: %d series after Forget (%v), want 1", WebhookNotificationsDroppedTotal, n, err)
 	}
 }
 

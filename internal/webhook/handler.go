@@ -24,8 +24,9 @@ type Config struct {
 	// either credential is accepted.
 	HMACSecret []byte
 	// Pushed is told each repository ("host/path", normalised) that received a push, at most once per
-	// Limits.PerRepository. It must not block.
-	Pushed func(repository string)
+	// Limits.PerRepository, and reports whether it took the wake-up. False (too many wake-ups waiting) answers the
+	// notification 503 with Retry-After, so that the registry retries. It must not block.
+	Pushed func(repository string) bool
 	// Leader is closed once this replica leads (the manager's Elected()). Until then notifications are refused
 	// with 503 and Retry-After, so that the registry retries and reaches the leader through the Service. nil: this
 	// replica always leads.
@@ -46,7 +47,8 @@ type Limits struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// PerRepository is the least time between two wake-ups for one repository.
 	PerRepository time.Duration
-	// RetryAfter is what a replica that does not lead asks the registry to wait.
+	// RetryAfter is what the registry is asked to wait when this replica does not lead or cannot queue the
+	// notification.
 	RetryAfter time.Duration
 }
 
@@ -93,8 +95,9 @@ type Handler struct {
 	limits   Limits
 	throttle *throttle
 	log      logr.Logger
-	// lastRefusal is when a refused request was last logged (Unix nanoseconds).
-	lastRefusal atomic.Int64
+	// lastRefusal and lastFull are when an unauthenticated request and a notification that could not be queued
+	// were last logged (Unix nanoseconds).
+	lastRefusal, lastFull atomic.Int64
 }
 
 // NewHandler returns a Handler, or ErrNoCredentials (or a credential's fault) when it would accept notifications
@@ -122,7 +125,9 @@ func NewHandler(c Config) (*Handler, error) {
 //   - 401 without a valid token or signature, 405 for anything but POST;
 //   - 413 for a body over the limit, 400 for one that is unreadable or no notification;
 //   - 503 with Retry-After (and the connection closed, so the retry may reach another replica) while this
-//     replica does not lead.
+//     replica does not lead;
+//   - 503 with Retry-After when a repository's wake-up could not be queued (too many are waiting): nothing is
+//     accepted and then dropped, the registry retries.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -153,27 +158,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.leading() {
-		w.Header().Set("Retry-After", strconv.Itoa(int((h.limits.RetryAfter+time.Second-1)/time.Second)))
+		h.retryAfter(w)
 		w.Header().Set("Connection", "close")
 		http.Error(w, "this replica is not the leader; retry", http.StatusServiceUnavailable)
 		return
 	}
+	var notQueued []string
 	for _, repo := range repos {
-		if !h.throttle.notify(repo) {
+		switch h.throttle.notify(repo) {
+		case folded:
 			h.log.V(1).Info("notification folded into the repository's next wake-up", "repository", repo)
+		case refused:
+			notQueued = append(notQueued, repo)
 		}
 	}
+	if len(notQueued) > 0 {
+		// The repositories passed on before stay passed on; the retry folds them into one more wake-up.
+		h.logEvery(&h.lastFull, "answered 503: too many wake-ups waiting to queue a notification (logged at most every 10s)",
+			"repositories", notQueued)
+		h.retryAfter(w)
+		http.Error(w, "too many notifications waiting; retry", http.StatusServiceUnavailable)
+		return
+	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// retryAfter asks the registry to wait Limits.RetryAfter (in whole seconds, rounded up) before retrying.
+func (h *Handler) retryAfter(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((h.limits.RetryAfter+time.Second-1)/time.Second)))
 }
 
 // refusalLogEvery spaces the log lines for refused requests, so that a flood cannot fill the log.
 const refusalLogEvery = 10 * time.Second
 
-func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request) {
+// logEvery logs msg unless it was logged through last less than refusalLogEvery ago.
+func (h *Handler) logEvery(last *atomic.Int64, msg string, keysAndValues ...any) {
 	now := time.Now().UnixNano()
-	if last := h.lastRefusal.Load(); now-last >= int64(refusalLogEvery) && h.lastRefusal.CompareAndSwap(last, now) {
-		h.log.Info("refused a notification without a valid token or signature (logged at most every 10s)", "remote", r.RemoteAddr)
+	if prev := last.Load(); now-prev >= int64(refusalLogEvery) && last.CompareAndSwap(prev, now) {
+		h.log.Info(msg, keysAndValues...)
 	}
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request) {
+	h.logEvery(&h.lastRefusal, "refused a notification without a valid token or signature (logged at most every 10s)", "remote", r.RemoteAddr)
 	if h.creds.tokenSum != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 	}

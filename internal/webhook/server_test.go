@@ -22,16 +22,36 @@ const (
 	testSecret = "0123456789abcdef-hmac-secret"
 )
 
-// pushes records what the webhook passed on to the controller.
+// pushes records what the webhook passed on to the controller. While full, it refuses wake-ups, as the
+// controller does when too many are waiting.
 type pushes struct {
-	mu    sync.Mutex
-	repos []string
+	mu      sync.Mutex
+	repos   []string
+	full    bool
+	refused int
 }
 
-func (p *pushes) pushed(repo string) {
+func (p *pushes) pushed(repo string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.full {
+		p.refused++
+		return false
+	}
 	p.repos = append(p.repos, repo)
+	return true
+}
+
+func (p *pushes) setFull(full bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.full = full
+}
+
+func (p *pushes) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
 }
 
 func (p *pushes) get() []string {
@@ -565,8 +585,70 @@ func TestReplicaThatDoesNotLeadAnswers503(t *testing.T) {
 	}
 }
 
+// TestFullQueueAnswers503AndTheRetryIsTaken: when the controller cannot queue a wake-up, the registry hears 503
+// with Retry-After (it retries on 5xx) instead of 202, and the repository is not held in the throttle, so that
+// the retry is passed on at once.
+func TestFullQueueAnswers503AndTheRetryIsTaken(t *testing.T) {
+	s := serve(t, Config{Token: []byte(testToken)})
+	const repo = "registry.example.com/team/app"
+	tok := bearerHeader(testToken)
+
+	s.pushes.setFull(true)
+	resp, msg := s.post(t, "", push(repo), tok...)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("full queue: %s %s, want 503", resp.Status, msg)
+	}
+	if got := resp.Header.Get("Retry-After"); got != "5" {
+		t.Errorf("Retry-After %q, want 5", got)
+	}
+	if n := s.pushes.refusals(); n != 1 {
+		t.Errorf("the controller was offered the wake-up %d times, want 1", n)
+	}
+	if n := s.handler.throttle.tracked(); n != 0 {
+		t.Fatalf("a refused notification left %d repositories waiting for their interval", n)
+	}
+
+	s.pushes.setFull(false) // the controller drained its queue; the registry retries
+	if resp, msg := s.post(t, "", push(repo), tok...); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("retry: %s %s, want 202", resp.Status, msg)
+	}
+	if got := s.pushes.get(); !slices.Equal(got, []string{repo}) {
+		t.Fatalf("woke %v, want [%s] at once", got, repo)
+	}
+}
+
+// TestRefusedWakeUpAtIntervalEndIsPassedOnLater: notifications folded into an interval were answered 202, so a
+// wake-up the controller refuses at the interval's end is passed on at the end of the next one, not lost.
+func TestRefusedWakeUpAtIntervalEndIsPassedOnLater(t *testing.T) {
+	s := serve(t, Config{Token: []byte(testToken)})
+	const repo = "registry.example.com/team/app"
+	tok := bearerHeader(testToken)
+	for range 2 { // the first is passed on, the second folded
+		if resp, msg := s.post(t, "", push(repo), tok...); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s %s", resp.Status, msg)
+		}
+	}
+	s.pushes.setFull(true)
+	if n := s.timers.fire(); n != 1 {
+		t.Fatalf("%d intervals ended, want 1", n)
+	}
+	if got, n := s.pushes.count(repo), s.pushes.refusals(); got != 1 || n != 1 {
+		t.Fatalf("at the interval's end: %d wake-ups and %d refusals, want 1 and 1", got, n)
+	}
+	s.pushes.setFull(false)
+	s.timers.fire()
+	if got := s.pushes.count(repo); got != 2 {
+		t.Fatalf("after the next interval: %d wake-ups, want 2 (the folded notification passed on)", got)
+	}
+	// Nothing more was folded: a quiet interval ends it.
+	s.timers.fire()
+	if got, n := s.pushes.count(repo), s.handler.throttle.tracked(); got != 2 || n != 0 {
+		t.Fatalf("%d wake-ups, %d repositories tracked; want 2 and 0", got, n)
+	}
+}
+
 func TestWebhookRefusesToStartWithoutCredentials(t *testing.T) {
-	pushed := func(string) {}
+	pushed := func(string) bool { return true }
 	if _, err := NewServer(":0", Config{Pushed: pushed}, nil); !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
 	}
@@ -585,7 +667,7 @@ func TestWebhookRefusesToStartWithoutCredentials(t *testing.T) {
 }
 
 func TestReadyOnlyWhileListening(t *testing.T) {
-	s, err := NewServer("127.0.0.1:0", Config{Token: []byte(testToken), Pushed: func(string) {}}, nil)
+	s, err := NewServer("127.0.0.1:0", Config{Token: []byte(testToken), Pushed: func(string) bool { return true }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

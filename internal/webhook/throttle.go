@@ -11,10 +11,15 @@ import (
 // interval and never delays other repositories, and the last push of a flood is never lost: the reconciler
 // reads the registry after it, not before.
 //
-// Only repositories notified within the last interval are remembered.
+// The controller may refuse a wake-up when too many are waiting (pushed returns false). A refused first
+// notification opens no interval and is reported refused, so that the caller answers 503 and the registry's retry
+// is passed on at once; a refused wake-up at an interval's end (its notifications were already answered) is
+// passed on at the end of the next interval instead.
+//
+// Only repositories notified within the last interval, or with a wake-up still to pass on, are remembered.
 type throttle struct {
 	interval time.Duration
-	pushed   func(repository string)
+	pushed   func(repository string) bool
 	// afterFunc runs f after d, on its own goroutine, and returns what stops it (time.AfterFunc; tests fire by hand).
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
@@ -29,7 +34,16 @@ type interval struct {
 	stop  func() bool
 }
 
-func newThrottle(every time.Duration, pushed func(string)) *throttle {
+// outcome is what became of a notification.
+type outcome int
+
+const (
+	passed  outcome = iota // passed on at once
+	folded                 // folded into the wake-up at the end of the repository's interval
+	refused                // not taken: too many wake-ups are waiting, or the throttle is closed
+)
+
+func newThrottle(every time.Duration, pushed func(string) bool) *throttle {
 	return &throttle{
 		interval: every,
 		pushed:   pushed,
@@ -40,29 +54,39 @@ func newThrottle(every time.Duration, pushed func(string)) *throttle {
 	}
 }
 
-// notify records a notification for repository and reports whether it was passed on at once (false: folded
-// into the wake-up at the end of the repository's interval).
-func (t *throttle) notify(repository string) bool {
+// notify records a notification for repository and says what became of it.
+func (t *throttle) notify(repository string) outcome {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		return false
+		return refused
 	}
 	if iv, ok := t.open[repository]; ok {
 		iv.again = true
 		t.mu.Unlock()
-		return false
+		return folded
 	}
-	t.openLocked(repository)
+	iv := t.openLocked(repository)
 	t.mu.Unlock()
-	t.pushed(repository)
-	return true
+	if t.pushed(repository) {
+		return passed
+	}
+	// Not taken: forget the interval, so that the registry's retry is passed on at once — unless a notification
+	// folded into it meanwhile (and was answered), which its end passes on.
+	t.mu.Lock()
+	if t.open[repository] == iv && !iv.again {
+		iv.stop()
+		delete(t.open, repository)
+	}
+	t.mu.Unlock()
+	return refused
 }
 
-func (t *throttle) openLocked(repository string) {
+func (t *throttle) openLocked(repository string) *interval {
 	iv := &interval{}
 	t.open[repository] = iv
 	iv.stop = t.afterFunc(t.interval, func() { t.end(repository, iv) })
+	return iv
 }
 
 // end closes iv, repository's interval, passing on what it folded and opening the next interval if so.
@@ -77,9 +101,18 @@ func (t *throttle) end(repository string, iv *interval) {
 		t.mu.Unlock()
 		return
 	}
-	t.openLocked(repository)
+	next := t.openLocked(repository)
 	t.mu.Unlock()
-	t.pushed(repository)
+	if t.pushed(repository) {
+		return
+	}
+	// Refused: the notifications folded here were answered already, so the wake-up is passed on at the end of the
+	// next interval rather than lost.
+	t.mu.Lock()
+	if t.open[repository] == next {
+		next.again = true
+	}
+	t.mu.Unlock()
 }
 
 // close stops every interval; folded notifications are not passed on (the process is stopping).

@@ -5,7 +5,8 @@
 // The endpoint faces registries, so it is built to be left on the network: every caller proves a shared secret
 // (a bearer token, or an HMAC signature of the body), the server bounds what one caller can hold (timeouts, body
 // size, connections), a flood of notifications for one repository wakes the controller once per interval, and
-// a replica that is not the leader refuses with 503 instead of accepting what it would drop.
+// a replica that is not the leader, or whose controller has too many wake-ups waiting, refuses with 503 and
+// Retry-After instead of accepting what it would drop.
 package webhook
 
 import (
