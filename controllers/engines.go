@@ -52,6 +52,13 @@ type SyncTarget struct {
 	Mode     ferryv1.SyncMode
 	External ExternalRef
 	Revision string
+
+	// Helm says how a HelmValues stage's chart is rendered (nil for the other formats), Release is its default
+	// release name ("<promotion>-<stage>"), and Field the stage's spec path ("spec.stages[i]"), which a chart that
+	// does not render stalls on.
+	Helm    *ferryv1.HelmValuesSpec
+	Release string
+	Field   string
 }
 
 // ExternalRef names the Argo CD Application or Flux object that syncs a stage.

@@ -113,12 +113,17 @@ func (r *PromotionReconciler) declaredObjects(ctx context.Context, s *scope, i i
 type renderKey struct {
 	repository, commit, path, namespace string
 	format                              ferryv1.ManifestFormat
+	helm                                ferryv1.HelmValuesSpec // the chart, values file and release of a Helm stage
 }
 
 func renderKeyOf(s *scope, i int, target SyncTarget) renderKey {
 	stage := &s.p.Spec.Stages[i]
-	return renderKey{repository: s.in.git.URL, commit: s.stage(i).LastCommit, path: stage.Path,
+	k := renderKey{repository: s.in.git.URL, commit: s.stage(i).LastCommit, path: stage.Path,
 		format: stage.Manifest.Format, namespace: target.Namespace}
+	if h := stage.Manifest.Helm; h != nil {
+		k.helm = *h
+	}
+	return k
 }
 
 // renderedObjectsKept bounds the remembered renders: a few per stage (the running and the in-flight commit).
@@ -132,13 +137,9 @@ func (r *PromotionReconciler) rendered() *lru.Cache {
 // syncTarget is where stage i is applied: the local cluster, or a remote one from its kubeconfig Secret.
 func (r *PromotionReconciler) syncTarget(s *scope, i int) (SyncTarget, error) {
 	stage := &s.p.Spec.Stages[i]
-	if stage.Manifest.Format == ferryv1.ManifestHelmValues && !external(s.p, i) {
-		return SyncTarget{}, stalling(ReasonInvalidSpec, fmt.Sprintf("spec.stages[%d].manifest.format", i),
-			"the digest is pinned in the Helm values at %s, but Ferry does not render Helm charts, so it cannot sync or "+
-				"check the health of this stage; use Kustomize (with helmCharts rendered into Git) or Plain manifests", shortSHA(s.stage(i).LastCommit))
-	}
 	t := SyncTarget{Config: r.LocalConfig, Namespace: stage.Sync.Namespace, Prune: stage.Sync.Prune,
-		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage), Revision: s.stage(i).LastCommit}
+		Format: stage.Manifest.Format, Owner: r.stageOwner(s.p, stage), Revision: s.stage(i).LastCommit,
+		Helm: stage.Manifest.Helm, Release: s.p.Name + "-" + stage.Name, Field: fmt.Sprintf("spec.stages[%d]", i)}
 	if err := r.externalTarget(s.p, i, &t); err != nil {
 		return t, err
 	}

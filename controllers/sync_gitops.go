@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	gosync "sync"
 
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/health"
@@ -22,8 +22,8 @@ type GitopsSyncer struct {
 	// users maps each SyncTarget.Owner to the key of the cluster it was last synced or checked in, so that a
 	// cluster no stage uses any more — its Promotions deleted, its kubeconfig's credentials rotated — stops
 	// watching and lets go of its cache.
-	users map[string]string
-	changed  []func(owner string)
+	users   map[string]string
+	changed []func(owner string)
 	// owners maps the owner label values written on objects back to SyncTarget.Owner (labels are cut to 63
 	// characters).
 	owners gosync.Map
@@ -178,9 +178,40 @@ func render(t SyncTarget, dir string) ([]*unstructured.Unstructured, error) {
 	case ferryv1.ManifestKustomize:
 		format = sync.FormatKustomize
 	case ferryv1.ManifestHelmValues:
-		return nil, fmt.Errorf("stages in the HelmValues format are pinned in Git but not rendered by Ferry")
+		return renderHelm(t, dir)
 	}
 	return sync.Render(sync.RenderRequest{Root: dir, Path: ".", Format: format})
+}
+
+// ReasonHelmRenderFailed: a HelmValues stage's chart does not render, as its files and manifest.helm say.
+const ReasonHelmRenderFailed = "HelmRenderFailed"
+
+// helmFields are the fields of manifest.helm that each input of a Helm render comes from.
+var helmFields = map[string]string{sync.HelmInputChart: "chart", sync.HelmInputValuesFile: "file",
+	sync.HelmInputImageKey: "keyPath", sync.HelmInputReleaseName: "releaseName"}
+
+// renderHelm renders the chart of a HelmValues stage. A chart that does not render stalls, naming the field: the
+// commit will render the same way on every try, so only a change to Git or to the spec helps.
+func renderHelm(t SyncTarget, dir string) ([]*unstructured.Unstructured, error) {
+	field := t.Field + ".manifest.helm"
+	if t.Helm == nil {
+		return nil, stalling(ReasonInvalidSpec, field, "required when manifest.format is %s", ferryv1.ManifestHelmValues)
+	}
+	release := t.Helm.ReleaseName
+	if release == "" {
+		release = t.Release
+	}
+	objs, err := sync.Render(sync.RenderRequest{Root: dir, Path: ".", Format: sync.FormatHelm, Helm: sync.HelmOptions{
+		Chart: t.Helm.Chart, ValuesFile: t.Helm.File, ImageKey: t.Helm.KeyPath, ReleaseName: release, Namespace: t.Namespace}})
+	var he *sync.HelmError
+	if !errors.As(err, &he) {
+		return objs, err // the controller's own trouble (a busy renderer, an unreadable checkout): retried
+	}
+	if he.Input == sync.HelmInputReleaseName && t.Helm.ReleaseName == "" {
+		return nil, stalling(ReasonHelmRenderFailed, field+".releaseName", "the default release name, %q (the Promotion's "+
+			"name and the stage's), is not a valid Helm release name; set one: %v", release, err)
+	}
+	return nil, stalling(ReasonHelmRenderFailed, field+"."+helmFields[he.Input], "%v", err)
 }
 
 // Apply renders and applies a stage's files; objects Ferry applied earlier for the stage and no longer declared

@@ -144,9 +144,3 @@ func (r *PromotionReconciler) servesMode(mode ferryv1.SyncMode) bool {
 	}
 	return mode == "" || mode == ferryv1.SyncFerry
 }
-
-// external says whether stage i is applied by another GitOps controller.
-func external(p *ferryv1.Promotion, i int) bool {
-	m := p.Spec.Stages[i].Sync.Mode
-	return m != "" && m != ferryv1.SyncFerry
-}

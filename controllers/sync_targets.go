@@ -44,7 +44,7 @@ func (r *PromotionReconciler) localFleetTargets(ctx context.Context) []SyncTarge
 	var targets []SyncTarget
 	for _, p := range list.Items {
 		for i, stage := range p.Spec.Stages {
-			local := stage.Sync.KubeconfigSecretRef == nil && (stage.Manifest.Format != ferryv1.ManifestHelmValues || external(&p, i))
+			local := stage.Sync.KubeconfigSecretRef == nil
 			if !local || len(validation.IsDNS1123Label(stage.Sync.Namespace)) != 0 {
 				continue
 			}

@@ -201,7 +201,7 @@ type GitSpec struct {
 	Author GitAuthor `json:"author,omitempty"`
 
 	// CommitMessageTemplate is a Go text/template for the commit subject and body. Fields: .Promotion, .Stage,
-	// .Image, .Digest, .PreviousDigest, .Source, .Rollback. Ferry always appends machine-readable trailers
+	// .Image, .Digest, .PreviousDigest, .Source, .Rollback, .RollbackBy. Ferry always appends machine-readable trailers
 	// (Ferry-Promotion, Ferry-Stage, Ferry-Digest, Ferry-Previous-Digest, Ferry-Source, Ferry-Rollback).
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096

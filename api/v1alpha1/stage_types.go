@@ -82,9 +82,10 @@ const (
 	ManifestKustomize ManifestFormat = "Kustomize"
 	// ManifestPlain sets the image of every matching container in plain Kubernetes manifests.
 	ManifestPlain ManifestFormat = "Plain"
-	// ManifestHelmValues sets the image at a key path of a Helm values file. Ferry pins such stages but does not
-	// render Helm charts: it stalls at the sync step and names the field, so these stages need Kustomize or
-	// Plain manifests rendered into Git to be synced by Ferry.
+	// ManifestHelmValues sets the image at a key path of a Helm values file (see manifest.helm), and the stage path
+	// holds a Helm chart — or an umbrella chart with its dependencies vendored under charts/ — that Ferry renders
+	// offline with the Helm SDK and applies like any other format. Hooks other than tests, lookup and
+	// dependencies that are not vendored are refused; see docs/helm.md.
 	ManifestHelmValues ManifestFormat = "HelmValues"
 )
 
@@ -102,25 +103,44 @@ type ManifestSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// Helm locates the image in a Helm values file.
+	// Helm locates the image in a Helm values file, and the chart rendered with it.
 	// +optional
 	Helm *HelmValuesSpec `json:"helm,omitempty"`
 }
 
-// HelmValuesSpec locates an image in a Helm values file.
+// HelmValuesSpec locates an image in a Helm values file, and the chart the stage renders with it. The chart comes
+// from the stage's Git path only: there is no chart repository, OCI reference or credential to declare, because
+// Ferry fetches no chart.
 type HelmValuesSpec struct {
-	// File is the values file, relative to the stage path.
+	// File is the values file, relative to the stage path. Ferry pins the digest in it, and renders the chart with
+	// it over the chart's own values.yaml.
 	// +optional
 	// +kubebuilder:default="values.yaml"
 	// +kubebuilder:validation:MaxLength=1024
 	File string `json:"file,omitempty"`
 
-	// KeyPath is the dotted path of the image value, for example "image" or "app.image".
+	// KeyPath is the dotted path of the image value, for example "image" or "app.image": a "repository:tag" string,
+	// or a map with repository, tag and digest (the digest is set, the tag kept). The chart must run the digest
+	// pinned there, or the stage stalls naming this field.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
 	KeyPath string `json:"keyPath"`
+
+	// Chart is the folder holding the chart's Chart.yaml, relative to the stage path: the stage path itself by
+	// default. Its dependencies must be vendored in its charts/ folder.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="manifest.helm.chart: must be relative to the stage path and must not contain '..'"
+	Chart string `json:"chart,omitempty"`
+
+	// ReleaseName is the Helm release name the chart is rendered with (.Release.Name): "<promotion>-<stage>" by
+	// default. The release namespace is sync.namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=53
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ReleaseName string `json:"releaseName,omitempty"`
 }
 
 // ApprovalMode is how a stage's Git change is approved.

@@ -196,7 +196,8 @@ type HoldStatus struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
-	// RequestedBy is who asked for the rollback, from the annotation's managed fields, or "ferry" when automatic.
+	// RequestedBy is who asked for the rollback: the authenticated user the audit webhook recorded, else the
+	// annotation's field manager marked "(unauthenticated field manager)", or "ferry" when automatic.
 	// +optional
 	RequestedBy string `json:"requestedBy,omitempty"`
 

@@ -13,7 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// Format is how a stage's folder is turned into objects. The values match the Promotion API's manifest formats.
+// Format is how a stage's folder is turned into objects. The values match the Promotion API's manifest formats,
+// but for FormatHelm.
 type Format string
 
 // Supported formats.
@@ -22,6 +23,9 @@ const (
 	FormatKustomize Format = "Kustomize"
 	// FormatPlain reads every *.yaml, *.yml and *.json file directly in the stage folder (not in subfolders).
 	FormatPlain Format = "Plain"
+	// FormatHelm renders the Helm chart in the stage folder, offline, as RenderRequest.Helm says. The API calls
+	// this format HelmValues, after where the digest is pinned; rendering is about the chart.
+	FormatHelm Format = "Helm"
 )
 
 // Limits that keep a hostile or broken checkout from exhausting memory.
@@ -39,11 +43,14 @@ type RenderRequest struct {
 	Path string
 	// Format says how to read the folder.
 	Format Format
+	// Helm says how to render the chart, for FormatHelm.
+	Helm HelmOptions
 }
 
 // Render reads the stage folder and returns its objects in a stable order: plain files by file name then document
-// order, kustomize in its output order. Every object has apiVersion, kind and metadata.name, and no two objects
-// share kind, namespace and name. Errors name the file (relative to Root) and the document.
+// order, kustomize in its output order, a Helm chart by template path then document order. Every object has
+// apiVersion, kind and metadata.name, and no two objects share kind, namespace and name. Errors name the file
+// (relative to Root) and the document.
 func Render(req RenderRequest) ([]*unstructured.Unstructured, error) {
 	stagePath, err := cleanStagePath(req.Path)
 	if err != nil {
@@ -67,8 +74,10 @@ func Render(req RenderRequest) ([]*unstructured.Unstructured, error) {
 		objs, err = renderKustomize(root, stagePath)
 	case FormatPlain:
 		objs, err = renderPlain(root.FS(), stagePath)
+	case FormatHelm:
+		objs, err = renderHelm(root, stagePath, req.Helm)
 	default:
-		return nil, fmt.Errorf("manifest format %q is not supported (want %s or %s)", req.Format, FormatKustomize, FormatPlain)
+		return nil, fmt.Errorf("manifest format %q is not supported (want %s, %s or %s)", req.Format, FormatKustomize, FormatPlain, FormatHelm)
 	}
 	if err != nil {
 		return nil, err

@@ -63,13 +63,63 @@ func FuzzKustomization(f *testing.F) {
 	})
 }
 
+// FuzzHelmValues also checks that a values file keeps every line it had: the tag and every comment stay, only the
+// lines holding the image change, and a map keeps its tag's value.
 func FuzzHelmValues(f *testing.F) {
 	f.Add([]byte("image:\n  repository: ghcr.io/acme/app\n  tag: v1\n"), "image")
 	f.Add([]byte("a:\n  b: ghcr.io/acme/app:v1\n"), "a.b")
 	f.Add([]byte("image: {registry: ghcr.io, repository: acme/app, tag: v1}\n"), "image")
+	f.Add([]byte("image:\n  repository: ghcr.io/acme/app # c\n  tag: v1.4.2 # kept for humans\n  digest:\n"), "image")
+	f.Add([]byte("image:\n  digest: \"\"\n  repository: ghcr.io/acme/app\n  tag: 'v1'\n"), "image")
+	f.Add([]byte("image:\r\n  repository: ghcr.io/acme/app\r\n  tag: v1"), "image")
 	f.Fuzz(func(t *testing.T, in []byte, key string) {
-		checkConverges(t, in, func(b []byte) (Result, error) { return HelmValues("v.yaml", b, key, target("ghcr.io/acme/app")) })
+		pinIt := func(b []byte) (Result, error) { return HelmValues("v.yaml", b, key, target("ghcr.io/acme/app")) }
+		checkConverges(t, in, pinIt)
+		res, err := pinIt(in)
+		if err != nil || !res.Changed {
+			return
+		}
+		checkLinesKept(t, in, res.Output)
+		if before, ok := helmTag(in, key); ok {
+			if after, _ := helmTag(res.Output, key); after != before {
+				t.Fatalf("tag %q became %q", before, after)
+			}
+		}
 	})
+}
+
+// checkLinesKept fails unless every line of in is in out, or holds one of the image's parts Ferry rewrites.
+func checkLinesKept(t *testing.T, in, out []byte) {
+	t.Helper()
+	left := map[string]int{}
+	for _, l := range strings.Split(string(out), "\n") {
+		left[strings.TrimSuffix(l, "\r")]++
+	}
+	for i, l := range strings.Split(string(in), "\n") {
+		l = strings.TrimSuffix(l, "\r")
+		if left[l] > 0 {
+			left[l]--
+			continue
+		}
+		if !strings.Contains(l, "digest") && !strings.Contains(l, "ghcr.io") && !strings.Contains(l, "acme/app") {
+			t.Fatalf("line %d %q is gone:\n%s", i+1, l, out)
+		}
+	}
+}
+
+// helmTag is the tag of the map at key, when there is one.
+func helmTag(src []byte, key string) (string, bool) {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil {
+		return "", false
+	}
+	node := rootMapping(&doc)
+	for _, p := range strings.Split(key, ".") {
+		if _, node = lookup(node, p); node == nil {
+			return "", false
+		}
+	}
+	return scalarValue(node, "tag")
 }
 
 func checkConverges(t *testing.T, in []byte, pin func([]byte) (Result, error)) {

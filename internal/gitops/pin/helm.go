@@ -9,11 +9,15 @@ import (
 
 // HelmValues pins the image at a dotted key path (e.g. "app.image") of a Helm values file. Two shapes are
 // understood:
-//   - a string: it becomes "repository@sha256:…";
-//   - a map in the common chart convention {registry?, repository, tag?, digest?}: `digest` is set (added after
-//     `repository` when missing), `tag` is removed so no chart can prefer it, and `repository` (and `registry` when
-//     present) are rewritten only when the image moved to another repository. Charts whose templates ignore
-//     `digest` must point --key at a string value instead.
+//   - a string: it becomes "repository@sha256:…". A tag in it is dropped: the string is the reference the workload
+//     runs, and a tag beside the digest there would show as what runs while the digest decides;
+//   - a map in the common chart convention {registry?, repository, tag?, digest?}: `digest` is set (rewritten in
+//     place, or added on the line after `tag`, else after `repository`), and `repository` (and `registry` when
+//     present) are rewritten only when the image moved to another repository. Everything else stays as written —
+//     the tag, comments, other keys — so the chart's templates must prefer `digest` when it is set; Ferry's Helm
+//     renderer refuses a chart whose rendered containers do not run the pinned digest.
+//
+// Comments are never removed.
 func HelmValues(file string, src []byte, key string, t Target) (Result, error) {
 	path := strings.Split(key, ".")
 	for _, p := range path {
@@ -74,7 +78,29 @@ func (s *source) pinHelmMap(m *yaml.Node, key string, t Target) (int, string, er
 			return 0, "", err
 		}
 	}
-	return 1, prev, s.pinDigest(m, "tag", t.Digest, rk, rv)
+	return 1, prev, s.setHelmDigest(m, t.Digest, rk, rv)
+}
+
+// setHelmDigest plans m.digest = digest and leaves the tag where it is, for people to read. A new digest line goes
+// right after the tag's (else the repository's), so the two read together.
+func (s *source) setHelmDigest(m *yaml.Node, digest string, rk, rv *yaml.Node) error {
+	_, dv := lookup(m, "digest")
+	if dv != nil && dv.Kind == yaml.ScalarNode && dv.Tag == "!!null" && dv.Value == "" {
+		// "digest:" with nothing after it: the value goes right after the colon.
+		at, ok := s.offset(dv.Line, dv.Column)
+		if !ok {
+			return s.errorf(dv, "cannot locate the empty digest")
+		}
+		s.edits = append(s.edits, edit{start: at, end: at, text: " " + digest, line: dv.Line})
+		return nil
+	}
+	ak, av := rk, rv
+	if tk, tv := lookup(m, "tag"); tv != nil && tv.Kind == yaml.ScalarNode && tv.Line == tk.Line {
+		if _, _, err := s.span(tv, isFlow(m)); err == nil {
+			ak, av = tk, tv
+		}
+	}
+	return s.setKey(m, "digest", digest, ak, av)
 }
 
 // moveRepository points the map at another repository, splitting it into registry and path when the chart keeps

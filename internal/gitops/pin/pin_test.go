@@ -217,17 +217,17 @@ func TestHelmValues(t *testing.T) {
 		in:   "app:\n  # the image\n  image: ghcr.io/acme/app:1.0 # pinned by ferry\n  replicas: 2\n",
 		want: "app:\n  # the image\n  image: ghcr.io/acme/app@" + d2 + " # pinned by ferry\n  replicas: 2\n",
 	}, {
-		name: "map with tag",
+		name: "map with tag: the tag is kept, the digest added after it",
 		key:  "image",
 		tgt:  target("ghcr.io/acme/app"),
 		in:   "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\"\n  pullPolicy: IfNotPresent\n",
-		want: "image:\n  repository: ghcr.io/acme/app\n  digest: \"" + d2 + "\"\n  pullPolicy: IfNotPresent\n",
+		want: "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\"\n  digest: " + d2 + "\n  pullPolicy: IfNotPresent\n",
 	}, {
-		name: "map with tag and digest",
+		name: "map with tag and digest: the digest is rewritten in place",
 		key:  "image",
 		tgt:  target("ghcr.io/acme/app"),
 		in:   "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\"\n  digest: \"\"\n",
-		want: "image:\n  repository: ghcr.io/acme/app\n  digest: \"" + d2 + "\"\n",
+		want: "image:\n  repository: ghcr.io/acme/app\n  tag: \"1.0\"\n  digest: \"" + d2 + "\"\n",
 	}, {
 		name: "map with registry, moved to another registry",
 		key:  "image",
