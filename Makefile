@@ -58,6 +58,8 @@ test-tools: controlplane ## Build or install every real tool the tests use.
 	hack/gitea.sh >/dev/null
 	hack/registry.sh >/dev/null
 	hack/prometheus.sh >/dev/null
+	hack/flux.sh >/dev/null
+	hack/argocd.sh >/dev/null
 
 ##@ Tests
 
@@ -71,6 +73,7 @@ test: vet test-tools ## Run every test (race detector on) against real parts.
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" \
 	FERRY_PROMETHEUS="$$(hack/prometheus.sh | sed -n 1p)" \
 	FERRY_PUSHGATEWAY="$$(hack/prometheus.sh | sed -n 2p)" \
+	FERRY_FLUX="$$(hack/flux.sh)" FERRY_ARGOCD="$$(hack/argocd.sh)" \
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: e2e
@@ -88,6 +91,7 @@ e2e: test-tools ## Run only the end-to-end tests (the controller as a process on
 bench: test-tools ## Run the benchmarks that check Ferry's speed and memory targets, printing ratios against the peers.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" FERRY_KWOK="$$(hack/kwok.sh)" \
 	FERRY_DOCKER_REGISTRY="$$(hack/registry.sh)" FERRY_GITEA="$$(hack/gitea.sh)" \
+	FERRY_FLUX="$$(hack/flux.sh)" FERRY_ARGOCD="$$(hack/argocd.sh)" \
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./internal/... ./controllers/...
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(GO) run ./hack/bench-controller
 

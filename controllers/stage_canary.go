@@ -342,6 +342,9 @@ func (r *PromotionReconciler) applyStage(ctx context.Context, s *scope, i int) e
 	st := s.stage(i)
 	err = r.withCheckout(ctx, s, i, func(dir string) error {
 		objects, err := r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
+		if stall := externalStall(s.p, i, err); stall != nil {
+			return stall
+		}
 		if err == nil {
 			r.rendered().Add(renderKeyOf(s, i, target), objects)
 		}

@@ -79,6 +79,9 @@ func (r *PromotionReconciler) health(ctx context.Context, s *scope, i int, diges
 		return Health{}, err
 	}
 	h, err := r.Engines.Sync.Health(ctx, target, objects, s.p.Spec.Stages[i].Registry.Repository+"@"+digest)
+	if stall := externalStall(s.p, i, err); stall != nil { // the external object is missing or of a refused kind
+		return Health{}, stall
+	}
 	if apierrors.IsForbidden(err) {
 		return Health{}, r.clusterError(s, i, err)
 	}

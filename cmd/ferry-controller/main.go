@@ -258,7 +258,8 @@ func newEngines(cacheDir string) (controllers.Engines, error) {
 	if err != nil {
 		return controllers.Engines{}, err
 	}
-	return controllers.Engines{Git: git, NewSCM: scm.New, Sync: controllers.NewGitopsSyncer(), WorkDir: workDir}, nil
+	return controllers.Engines{Git: git, NewSCM: scm.New, Sync: &controllers.ModeSyncer{
+		Ferry: controllers.NewGitopsSyncer(), ArgoCD: controllers.NewArgoCDSyncer(), Flux: controllers.NewFluxSyncer()}, WorkDir: workDir}, nil
 }
 
 // webhookCredentials are the shared secrets registry notifications must prove. They are never logged.
