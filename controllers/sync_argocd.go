@@ -204,18 +204,18 @@ func (a *ArgoCDSyncer) use(t SyncTarget) (*argoCluster, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	u := argoUse{cluster: clusterKey(t.Config), namespace: t.External.Namespace, name: t.External.Name}
+	if old, ok := a.users[t.Owner]; t.Owner != "" && (!ok || old != u) {
+		// Let go first: releasing may drop a cluster or a watch, which must not be the one about to be used.
+		a.release(t.Owner)
+	}
 	c, err := a.cluster(t.Config)
-	if err != nil {
-		return nil, err
+	if err != nil || t.Owner == "" {
+		return c, err
 	}
-	if t.Owner == "" {
-		return c, nil
+	if _, ok := a.users[t.Owner]; ok {
+		return c, nil // named the same Application already
 	}
-	u := argoUse{cluster: c.key, namespace: t.External.Namespace, name: t.External.Name}
-	if old, ok := a.users[t.Owner]; ok && old == u {
-		return c, nil
-	}
-	a.release(t.Owner)
 	a.users[t.Owner] = u
 	w := c.watches[u.namespace]
 	if w == nil {
