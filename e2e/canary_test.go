@@ -265,9 +265,13 @@ func (w *canaryWorld) failingCanary(t *testing.T, a *canaryApp) {
 // `ferry approve`, and the canary goes on to promotion.
 func (w *canaryWorld) quietCanary(t *testing.T, a *canaryApp) {
 	h := w.h
+	// Held first shows with Ready still saying why the last round was inconclusive; the next status write names
+	// the hold: wait for both.
 	held := h.waitPromotion(a.name, "the quiet canary's budget to run out", func(p *ferryv1.Promotion) bool {
 		st := findStage(p, "prod")
-		return st != nil && st.Analysis != nil && st.Analysis.Digest == a.v2 && st.Analysis.Phase == ferryv1.AnalysisHeld
+		ready := readyCondition(p)
+		return st != nil && st.Analysis != nil && st.Analysis.Digest == a.v2 && st.Analysis.Phase == ferryv1.AnalysisHeld &&
+			ready != nil && ready.Reason == "AnalysisHeld"
 	})
 	// On the way, as the controller wrote it: holding on missing data (Ready says why), then held for a person.
 	holding := func(s stageState) bool {
@@ -277,6 +281,10 @@ func (w *canaryWorld) quietCanary(t *testing.T, a *canaryApp) {
 	heldState := func(s stageState) bool {
 		return s.Digest == a.v2 && s.Phase == ferryv1.PhaseCanary && s.Analysis == ferryv1.AnalysisHeld && s.Ready == "False/AnalysisHeld"
 	}
+	// The state log follows a watch of its own, which may be a moment behind the read above.
+	waitFor(t, "the state log to see "+a.name+" held", func(context.Context) (bool, error) {
+		return w.states.first(a.name, heldState) >= 0, nil
+	}, func() string { return w.states.describe(a.name) })
 	if i, j := w.states.first(a.name, holding), w.states.first(a.name, heldState); i < 0 || j < i {
 		t.Errorf("%s did not hold on missing data (Running, Ready=False AnalysisInconclusive) before it was held; states:\n%s",
 			a.name, w.states.describe(a.name))
