@@ -67,6 +67,9 @@ type ExternalRef struct {
 	Kind, Namespace, Name string
 }
 
+// syncedByFerry says whether Ferry applies the target itself (mode Ferry) rather than Argo CD or Flux.
+func (t SyncTarget) syncedByFerry() bool { return t.Mode == "" || t.Mode == ferryv1.SyncFerry }
+
 func (e ExternalRef) String() string { return e.Kind + " " + e.Namespace + "/" + e.Name }
 
 // Health is how a synced stage looks.

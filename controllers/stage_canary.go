@@ -340,7 +340,7 @@ func (r *PromotionReconciler) applyStage(ctx context.Context, s *scope, i int) e
 		return err
 	}
 	st := s.stage(i)
-	err = r.withCheckout(ctx, s, i, func(dir string) error {
+	err = r.withStageFiles(ctx, s, i, target, func(dir string) error {
 		objects, err := r.Engines.Sync.Apply(ctx, target, dir, st.LastCommit)
 		if stall := externalStall(s.p, i, err); stall != nil {
 			return stall

@@ -44,10 +44,24 @@ func (r *PromotionReconciler) withCheckout(ctx context.Context, s *scope, i int,
 	if _, err := r.Engines.Git.Checkout(ctx, s.in.git, s.stage(i).LastCommit, s.p.Spec.Stages[i].Path, files); err != nil {
 		return gitError(i, err)
 	}
-	if err := fn(files); err != nil {
-		return r.clusterError(s, i, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err))
+	return r.stageError(s, i, fn(files))
+}
+
+// withStageFiles is withCheckout for a stage Ferry syncs. A stage Argo CD or Flux syncs reads Git itself, so fn
+// gets no files ("") and nothing is checked out for it.
+func (r *PromotionReconciler) withStageFiles(ctx context.Context, s *scope, i int, t SyncTarget, fn func(dir string) error) error {
+	if !t.syncedByFerry() {
+		return r.stageError(s, i, fn(""))
 	}
-	return nil
+	return r.withCheckout(ctx, s, i, fn)
+}
+
+// stageError names the stage path and commit in err, and the field at fault when the cluster refused it.
+func (r *PromotionReconciler) stageError(s *scope, i int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return r.clusterError(s, i, fmt.Errorf("stage %s at %s: %w", s.p.Spec.Stages[i].Path, shortSHA(s.stage(i).LastCommit), err))
 }
 
 // ReasonForbidden: the identity a Promotion acts with may not do what its spec asks in a stage's cluster.
@@ -100,7 +114,7 @@ func (r *PromotionReconciler) declaredObjects(ctx context.Context, s *scope, i i
 		return objects.([]sync.ObjectRef), nil
 	}
 	var objects []sync.ObjectRef
-	err := r.withCheckout(ctx, s, i, func(dir string) (err error) {
+	err := r.withStageFiles(ctx, s, i, target, func(dir string) (err error) {
 		objects, err = r.Engines.Sync.Objects(target, dir)
 		return err
 	})
