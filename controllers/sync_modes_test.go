@@ -51,3 +51,35 @@ func TestSyncModeWithoutItsEngineStalls(t *testing.T) {
 		t.Errorf("target names %v, want %v", target.External, want)
 	}
 }
+
+// Fields that say how Ferry renders and applies a stage are refused, naming them, when another controller does.
+func TestRenderingFieldsOfAnExternalSyncStall(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		mutate     func(st *ferryv1.StageSpec)
+	}{
+		{"helm release name with Argo CD", "spec.stages[1].manifest.helm", func(st *ferryv1.StageSpec) {
+			st.Sync.Mode, st.Sync.ArgoCD = ferryv1.SyncArgoCD, &ferryv1.ArgoCDSyncSpec{Name: "shop"}
+			st.Manifest = ferryv1.ManifestSpec{Format: ferryv1.ManifestHelmValues,
+				Helm: &ferryv1.HelmValuesSpec{KeyPath: "image", ReleaseName: "shop"}}
+		}},
+		{"prune with Flux", "spec.stages[1].sync.prune", func(st *ferryv1.StageSpec) {
+			st.Sync.Mode, st.Sync.Flux, st.Sync.Prune = ferryv1.SyncFlux, &ferryv1.FluxSyncSpec{Name: "shop"}, true
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := samplePromotion(t, "ns")
+			tc.mutate(&p.Spec.Stages[1])
+			stall, ok := asStalling(refuseNotActedOn(p))
+			if !ok || stall.Field != tc.want || stall.Reason != ReasonNotSupported {
+				t.Fatalf("got %v, want a %s stall on %s", stall, ReasonNotSupported, tc.want)
+			}
+		})
+	}
+	p := samplePromotion(t, "ns")
+	p.Spec.Stages[1].Sync.Mode, p.Spec.Stages[1].Sync.ArgoCD = ferryv1.SyncArgoCD, &ferryv1.ArgoCDSyncSpec{Name: "shop"}
+	p.Spec.Stages[1].Sync.Prune = true // Argo CD's sync operation carries it
+	if err := refuseNotActedOn(p); err != nil {
+		t.Errorf("prune with Argo CD is refused: %v", err)
+	}
+}

@@ -228,10 +228,32 @@ func refuseStageNotActedOn(st *ferryv1.StageSpec, field string) error {
 		return stalling(ReasonNotSupported, field+".gates.requireHealthy", "false is not supported: the next stage always "+
 			"waits for this stage to be healthy and soaked")
 	}
+	if err := refuseRenderingFieldsOfExternalSync(st, field); err != nil {
+		return err
+	}
 	if st.Canary != nil && st.Sync.Mode != "" && st.Sync.Mode != ferryv1.SyncFerry {
 		return stalling(ReasonNotSupported, field+".canary", "a canary needs sync.mode Ferry: with %s, the external "+
 			"controller applies Ferry's commit to the stable workload at once, so there is no step to hold; use analysis "+
 			"(measured after the sync, rolled back through Git on failure) instead", st.Sync.Mode)
+	}
+	return nil
+}
+
+// refuseRenderingFieldsOfExternalSync stalls on the fields that say how Ferry renders and applies a stage when
+// another controller does both: Argo CD and Flux render the chart with their own settings, and a Flux
+// Kustomization prunes as its own spec.prune says, so these would be accepted and ignored.
+func refuseRenderingFieldsOfExternalSync(st *ferryv1.StageSpec, field string) error {
+	mode := st.Sync.Mode
+	if mode == "" || mode == ferryv1.SyncFerry {
+		return nil
+	}
+	if h := st.Manifest.Helm; h != nil && (h.Chart != "" || h.ReleaseName != "") {
+		return stalling(ReasonNotSupported, field+".manifest.helm", "chart and releaseName say how Ferry renders the "+
+			"chart, but with sync.mode %s the external controller renders it with its own settings; set them there", mode)
+	}
+	if mode == ferryv1.SyncFlux && st.Sync.Prune {
+		return stalling(ReasonNotSupported, field+".sync.prune", "with sync.mode Flux the Kustomization's own "+
+			"spec.prune decides what is pruned; set it there")
 	}
 	return nil
 }
