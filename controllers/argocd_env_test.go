@@ -302,22 +302,6 @@ func waitListening(t testing.TB, addr string) {
 	})
 }
 
-// waitFor is eventually with a deadline of its own: it waits on state, never on time.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
 // argoLog keeps the output of Argo CD's processes for a failing test to show.
 type argoLog struct {
 	mu    gosync.Mutex

@@ -26,7 +26,13 @@ import (
 // eventually polls cond until it holds or the deadline passes; it waits on the API server's state, not on time.
 func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitFor(t, 30*time.Second, what, cond)
+}
+
+// waitFor is eventually with a deadline of its own: it waits on state, never on time.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	last := ""
 	for time.Now().Before(deadline) {
 		ok, state := cond()

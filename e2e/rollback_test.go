@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/controllers"
 	"github.com/ferrycd/ferry/internal/gitserver"
 )
 
@@ -29,7 +30,8 @@ func TestRollbackByAnnotation(t *testing.T) {
 	if err := h.c.Patch(t.Context(), target, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("oncall-alice")); err != nil {
 		t.Fatalf("annotating the Promotion: %v", err)
 	}
-	r.requireRolledBack(t, "oncall-alice"+unauthenticated)
+	// The e2e world runs without the audit webhook (internal/audit tests it), so the requester is the marked field manager.
+	r.requireRolledBack(t, "oncall-alice"+controllers.UnauthenticatedMark)
 }
 
 // TestRollbackWithCLI: the same rollback, asked for as on-call does, with the built ferry CLI and the cluster's
@@ -52,7 +54,7 @@ func TestRollbackWithCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("asking the API server who the kubeconfig's user is: %v", err)
 	}
-	r.requireRolledBack(t, "ferry-rollback:"+review.Status.UserInfo.Username+unauthenticated)
+	r.requireRolledBack(t, "ferry-rollback:"+review.Status.UserInfo.Username+controllers.UnauthenticatedMark)
 }
 
 // rollbackScenario is a Promotion through dev and prod whose two releases both reached prod.
@@ -187,7 +189,3 @@ func historyOf(st *ferryv1.StageStatus, digest string) *ferryv1.StageHistoryEntr
 	}
 	return nil
 }
-
-// unauthenticated marks a requester Ferry took from the annotation's field manager: the e2e world runs without
-// the audit webhook (internal/audit tests it on the real API server).
-const unauthenticated = " (unauthenticated field manager)"
