@@ -189,6 +189,7 @@ func (w *canaryWorld) healthyCanary(t *testing.T, a *canaryApp) {
 		}
 	}
 	promoted := func(s stageState) bool { return s.Digest == a.v2 && s.Phase == ferryv1.PhasePromoted }
+	w.awaitLogged(t, a, "promoted", promoted)
 	if i, j, k := w.states.first(a.name, inStep(0)), w.states.first(a.name, inStep(1)), w.states.first(a.name, promoted); i < 0 || j < i || k < j {
 		t.Errorf("%s did not go through step 1, step 2, then Promoted; states:\n%s", a.name, w.states.describe(a.name))
 	}
@@ -281,10 +282,7 @@ func (w *canaryWorld) quietCanary(t *testing.T, a *canaryApp) {
 	heldState := func(s stageState) bool {
 		return s.Digest == a.v2 && s.Phase == ferryv1.PhaseCanary && s.Analysis == ferryv1.AnalysisHeld && s.Ready == "False/AnalysisHeld"
 	}
-	// The state log follows a watch of its own, which may be a moment behind the read above.
-	waitFor(t, "the state log to see "+a.name+" held", func(context.Context) (bool, error) {
-		return w.states.first(a.name, heldState) >= 0, nil
-	}, func() string { return w.states.describe(a.name) })
+	w.awaitLogged(t, a, "held", heldState)
 	if i, j := w.states.first(a.name, holding), w.states.first(a.name, heldState); i < 0 || j < i {
 		t.Errorf("%s did not hold on missing data (Running, Ready=False AnalysisInconclusive) before it was held; states:\n%s",
 			a.name, w.states.describe(a.name))
@@ -1054,6 +1052,15 @@ func (l *stateLog) note(p *ferryv1.Promotion) {
 	if seen := l.states[p.Name]; len(seen) == 0 || seen[len(seen)-1] != s {
 		l.states[p.Name] = append(seen, s)
 	}
+}
+
+// awaitLogged waits for the state log to hold a state of a that matches: the log follows a watch of its own,
+// which may be a moment behind the read that saw the state.
+func (w *canaryWorld) awaitLogged(t *testing.T, a *canaryApp, what string, match func(stageState) bool) {
+	t.Helper()
+	waitFor(t, "the state log to see "+a.name+" "+what, func(context.Context) (bool, error) {
+		return w.states.first(a.name, match) >= 0, nil
+	}, func() string { return w.states.describe(a.name) })
 }
 
 // first is the index of the first state of name that matches, or -1.
