@@ -414,9 +414,11 @@ func (w *canaryWorld) prometheusOutage(t *testing.T, a *canaryApp) {
 	if an.Phase != ferryv1.AnalysisPassed || an.OutageSince != nil {
 		t.Errorf("analysis after the outage: %s", describeAnalysis(an))
 	}
-	if ready := readyCondition(done); ready == nil || ready.Status != metav1.ConditionTrue {
-		t.Errorf("Ready = %+v after the outage, want True", ready)
-	}
+	// Ready follows the Promoted phase by one status write: wait for it (a timeout fails the test).
+	w.h.waitPromotion(a.name, "Ready=True after the outage", func(p *ferryv1.Promotion) bool {
+		ready := readyCondition(p)
+		return ready != nil && ready.Status == metav1.ConditionTrue
+	})
 	if n := len(w.rollbackCommits(a)); n != 0 {
 		t.Errorf("%d rollback commits:\n%s", n, formatLog(w.git.Log(a.repo)))
 	}
