@@ -1,32 +1,21 @@
 package controllers
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/ferrycd/ferry/internal/procgroup"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -38,7 +27,7 @@ import (
 type argoCD struct {
 	ns  string
 	e   *testenv.Env
-	log *argoLog
+	log *processLog
 }
 
 // argoCDTools finds the folder hack/argocd.sh builds ($FERRY_ARGOCD, else the cache folder named after the
@@ -60,50 +49,27 @@ func argoCDTools(t testing.TB) (dir, redis string) {
 		missing = append(missing, "redis-server (Debian: apt-get install redis-server)")
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("no Argo CD to test against: %v missing in %q (run hack/argocd.sh, or `make test`)", missing, dir)
-		if testenv.RequireTools() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missingTool(t, fmt.Sprintf("no Argo CD to test against: %v missing in %q (run hack/argocd.sh, or `make test`)", missing, dir))
 	}
 	return dir, redis
 }
 
 // argoCDCacheDir names the folder hack/argocd.sh builds into, from the version hack/tools/argocd/go.mod pins.
 func argoCDCacheDir() string {
-	root, err := testenv.RepoRoot()
-	if err != nil {
+	root, versions, err := pinnedVersions("argocd")
+	if err != nil || versions["github.com/argoproj/argo-cd/v3"] == "" {
 		return ""
 	}
-	f, err := os.Open(filepath.Join(root, "hack", "tools", "argocd", "go.mod"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "github.com/argoproj/argo-cd/v3" {
-			return filepath.Join(root, "bin", "argocd", fields[1])
-		}
-	}
-	return ""
+	return filepath.Join(root, "bin", "argocd", versions["github.com/argoproj/argo-cd/v3"])
 }
 
-var (
-	argoCRDsOnce gosync.Once
-	argoCRDsErr  error
-)
+var argoCRDs crdsOnce
 
 // installArgoCRDs installs Argo CD's Application and AppProject CRDs, from the module hack/argocd.sh built, into
 // the test API server once.
 func installArgoCRDs(t testing.TB, e *testenv.Env, dir string) {
 	t.Helper()
-	argoCRDsOnce.Do(func() {
-		_, argoCRDsErr = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{filepath.Join(dir, "crds")}, ErrorIfPathMissing: true})
-	})
-	if argoCRDsErr != nil {
-		t.Fatalf("installing Argo CD's CRDs: %v", argoCRDsErr)
-	}
+	argoCRDs.install(t, e, filepath.Join(dir, "crds"), "Argo CD")
 }
 
 // startArgoCD runs Argo CD for one test, in a namespace of its own, until the test ends.
@@ -111,22 +77,17 @@ func startArgoCD(t testing.TB, e *testenv.Env) *argoCD {
 	t.Helper()
 	dir, redisServer := argoCDTools(t)
 	installArgoCRDs(t, e, dir)
-	a := &argoCD{ns: e.Namespace(t), e: e, log: &argoLog{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Argo CD's output, last lines:\n%s", a.log.tail(60))
-		}
-	})
+	a := &argoCD{ns: e.Namespace(t), e: e, log: newProcessLog(t, "Argo CD's output")}
 	a.settings(t)
 	tmp := t.TempDir()
-	redis := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	redis := freeLoopbackAddr(t)
 	a.run(t, "redis", redisServer, nil, "--bind", "127.0.0.1", "--port", portOf(redis), "--save", "", "--appendonly", "no")
 	waitListening(t, redis)
-	repoServer := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	repoServer := freeLoopbackAddr(t)
 	env := []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp,
 		"ARGOCD_GPG_ENABLED=false", "ARGOCD_ASK_PASS_SOCK=" + filepath.Join(tmp, "askpass.sock")}
 	a.run(t, "repo-server", filepath.Join(dir, "argocd-repo-server"), env, "--address", "127.0.0.1", "--port", portOf(repoServer),
-		"--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(freePort(t)), "--disable-tls", "--client-ca-path=", "--redis", redis,
+		"--metrics-address", "127.0.0.1", "--metrics-port", portOf(freeLoopbackAddr(t)), "--disable-tls", "--client-ca-path=", "--redis", redis,
 		"--logformat", "text")
 	waitListening(t, repoServer)
 	kubeconfig := e.Kubeconfig(t, a.ns)
@@ -134,7 +95,7 @@ func startArgoCD(t testing.TB, e *testenv.Env) *argoCD {
 	a.run(t, "application-controller", filepath.Join(dir, "argocd-application-controller"),
 		append(env, "ARGOCD_FAKE_IN_CLUSTER=true", "KUBECONFIG="+kubeconfig),
 		"--kubeconfig", kubeconfig, "--namespace", a.ns, "--repo-server", repoServer, "--repo-server-plaintext",
-		"--redis", redis, "--metrics-port", strconv.Itoa(freePort(t)), "--app-resync", "3600", "--logformat", "text")
+		"--redis", redis, "--metrics-port", portOf(freeLoopbackAddr(t)), "--app-resync", "3600", "--logformat", "text")
 	return a
 }
 
@@ -247,130 +208,16 @@ func (a *argoCD) refresh(t testing.TB, name string) {
 // argoWait bounds each wait on Argo CD: a sync takes a Git fetch, a render and an apply by separate processes.
 const argoWait = 2 * time.Minute
 
-// run starts a process of Argo CD's until the test ends.
+// run starts a process of Argo CD's until the test ends, its output kept in a.log under name.
 func (a *argoCD) run(t testing.TB, name, bin string, env []string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	w := a.log.prefixed(name)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = procgroup.SysProcAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = procgroup.Terminate(cmd)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			procgroup.Kill(cmd)
-			<-done
-		}
-	})
-}
-
-// freePort is a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func portOf(addr string) string {
-	_, port, _ := net.SplitHostPort(addr)
-	return port
-}
-
-// waitListening waits until something accepts connections at addr.
-func waitListening(t testing.TB, addr string) {
-	t.Helper()
-	waitFor(t, 30*time.Second, addr+" to listen", func() (bool, string) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		c.Close()
-		return true, ""
-	})
-}
-
-// argoLog keeps the output of Argo CD's processes for a failing test to show.
-type argoLog struct {
-	mu    gosync.Mutex
-	lines []string
-}
-
-// argoLogKept bounds the lines kept: Argo CD logs every reconcile.
-const argoLogKept = 2000
-
-func (l *argoLog) prefixed(name string) *argoLogWriter { return &argoLogWriter{log: l, name: name} }
-
-func (l *argoLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, line)
-	if len(l.lines) > argoLogKept {
-		l.lines = l.lines[len(l.lines)-argoLogKept:]
-	}
-}
-
-func (l *argoLog) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines[max(0, len(l.lines)-n):], "\n")
-}
-
-// argoLogWriter splits one process's output into lines named after it.
-type argoLogWriter struct {
-	log     *argoLog
-	name    string
-	partial string
-}
-
-func (w *argoLogWriter) Write(p []byte) (int, error) {
-	s := w.partial + string(p)
-	lines := strings.Split(s, "\n")
-	w.partial = lines[len(lines)-1]
-	for _, line := range lines[:len(lines)-1] {
-		w.log.add(w.name + ": " + line)
-	}
-	return len(p), nil
+	startProcess(t, bin, env, a.log.prefixed(name), args...)
 }
 
 // ferryManager runs the Promotion reconciler with engines, as startManager does, and returns a function that
 // stops it: a test stops Ferry mid-sync and starts another, as a crash and a restart on another node would.
 func ferryManager(t testing.TB, e *testenv.Env, engines Engines) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}, Cache: CacheOptions(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
-		Engines: engines, LocalConfig: e.Config, Concurrency: 2, DegradedGrace: time.Second}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once gosync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	_, stop = runManager(t, e, engines)
 	return stop
 }

@@ -1,15 +1,10 @@
 package controllers
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
@@ -18,9 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/ferrycd/ferry/internal/procgroup"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -41,11 +34,7 @@ func fluxBinaries(t testing.TB) string {
 	if err == nil {
 		return dir
 	}
-	msg := fmt.Sprintf("no Flux controllers (run `export FERRY_FLUX=$(hack/flux.sh)`): %v", err)
-	if testenv.RequireTools() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	missingTool(t, fmt.Sprintf("no Flux controllers (run `export FERRY_FLUX=$(hack/flux.sh)`): %v", err))
 	return ""
 }
 
@@ -53,21 +42,9 @@ func fluxDir() (string, error) {
 	if dir := os.Getenv("FERRY_FLUX"); dir != "" {
 		return dir, nil
 	}
-	root, err := testenv.RepoRoot()
+	root, versions, err := pinnedVersions("flux")
 	if err != nil {
 		return "", err
-	}
-	f, err := os.Open(filepath.Join(root, "hack", "tools", "flux", "go.mod"))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	versions := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) >= 2 && versions[fields[0]] == "" {
-			versions[fields[0]] = fields[1]
-		}
 	}
 	src, kust := versions["github.com/fluxcd/source-controller"], versions["github.com/fluxcd/kustomize-controller"]
 	if src == "" || kust == "" {
@@ -76,11 +53,7 @@ func fluxDir() (string, error) {
 	return filepath.Join(root, "bin", "flux", "source-"+src+"-kustomize-"+kust), nil
 }
 
-// fluxCRDs installs Flux's CRDs into the package's API server once.
-var fluxCRDs struct {
-	once gosync.Once
-	err  error
-}
+var fluxCRDs crdsOnce
 
 // startFlux runs source-controller and kustomize-controller as processes against the test API server until the
 // test ends, as they run in a cluster: watching every namespace, fetching from the test Git server, serving and
@@ -89,24 +62,14 @@ var fluxCRDs struct {
 func startFlux(t testing.TB, e *testenv.Env) {
 	t.Helper()
 	dir := fluxBinaries(t)
-	fluxCRDs.once.Do(func() {
-		_, fluxCRDs.err = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{
-			Paths: []string{filepath.Join(dir, "crds")}, ErrorIfPathMissing: true})
-	})
-	if fluxCRDs.err != nil {
-		t.Fatalf("installing Flux's CRDs: %v", fluxCRDs.err)
-	}
-	kubeconfig := e.Kubeconfig(t, "default")
-	logs := &fluxLog{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Flux controllers' output:\n%s", logs.tail(60))
-		}
-	})
+	fluxCRDs.install(t, e, filepath.Join(dir, "crds"), "Flux")
+	// Flux's flags are pflag's, without controller-runtime's --kubeconfig; it reads $KUBECONFIG.
+	env := []string{"KUBECONFIG=" + e.Kubeconfig(t, "default")}
+	logs := newProcessLog(t, "Flux controllers' output")
 	artifacts := freeLoopbackAddr(t)
-	runFluxProcess(t, filepath.Join(dir, "source-controller"), kubeconfig, logs, append(fluxCommonFlags(t),
+	startProcess(t, filepath.Join(dir, "source-controller"), env, logs.prefixed("source-controller"), append(fluxCommonFlags(t),
 		"--storage-path="+t.TempDir(), "--storage-addr="+artifacts, "--storage-adv-addr="+artifacts)...)
-	runFluxProcess(t, filepath.Join(dir, "kustomize-controller"), kubeconfig, logs, append(fluxCommonFlags(t),
+	startProcess(t, filepath.Join(dir, "kustomize-controller"), env, logs.prefixed("kustomize-controller"), append(fluxCommonFlags(t),
 		"--requeue-dependency=1s")...)
 }
 
@@ -115,61 +78,6 @@ func startFlux(t testing.TB, e *testenv.Env) {
 func fluxCommonFlags(t testing.TB) []string {
 	return []string{"--metrics-addr=" + freeLoopbackAddr(t), "--health-addr=" + freeLoopbackAddr(t),
 		"--watch-all-namespaces", "--log-encoding=console", "--concurrent=4"}
-}
-
-// runFluxProcess starts one controller in a process group of its own (killed if the test binary dies) and stops
-// it when the test ends.
-func runFluxProcess(t testing.TB, bin, kubeconfig string, logs *fluxLog, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	// Flux's flags are pflag's, without controller-runtime's --kubeconfig; it reads $KUBECONFIG.
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = procgroup.SysProcAttr()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = procgroup.Terminate(cmd)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			procgroup.Kill(cmd)
-			<-done
-		}
-	})
-}
-
-// freeLoopbackAddr reserves a loopback port and releases it for a process to bind.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// fluxLog collects the controllers' output, written from their own goroutines.
-type fluxLog struct {
-	mu gosync.Mutex
-	b  strings.Builder
-}
-
-func (l *fluxLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *fluxLog) tail(lines int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	all := strings.Split(l.b.String(), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
 // startAvailability plays the part of kube-controller-manager that the test's rollout controller leaves out and

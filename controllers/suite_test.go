@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"os"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -31,10 +32,17 @@ func TestMain(m *testing.M) {
 	testenv.Main(m, &env)
 }
 
-// startManager runs the Promotion reconciler with engines against the test control plane until the test ends.
-func startManager(t testing.TB, engines Engines) *PromotionReconciler {
+// startManager runs the Promotion reconciler with engines against the test control plane until the test ends;
+// configure sets the reconciler's options before it starts.
+func startManager(t testing.TB, engines Engines, configure ...func(*PromotionReconciler)) *PromotionReconciler {
 	t.Helper()
-	e := testenv.Need(t, env)
+	r, _ := runManager(t, testenv.Need(t, env), engines, configure...)
+	return r
+}
+
+// runManager runs the Promotion reconciler with engines against e until the test ends or stop is called.
+func runManager(t testing.TB, e *testenv.Env, engines Engines, configure ...func(*PromotionReconciler)) (r *PromotionReconciler, stop func()) {
+	t.Helper()
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:  e.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -47,20 +55,27 @@ func startManager(t testing.TB, engines Engines) *PromotionReconciler {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
+	r = &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
 		Engines: engines, LocalConfig: e.Config, Concurrency: 2, DegradedGrace: time.Second}
+	for _, c := range configure {
+		c(r)
+	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	return r
+	var once gosync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return r, stop
 }
 
 // samplePromotion loads the 3-stage sample shipped in config/samples into namespace ns.

@@ -3,11 +3,9 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
-	gosync "sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,10 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/ferrycd/ferry/internal/sync"
 	"github.com/ferrycd/ferry/internal/text"
@@ -48,39 +42,24 @@ const (
 
 // ArgoCDSyncer is the Syncer of stages in sync.mode ArgoCD: the Argo CD Application named by the stage syncs the
 // stage's path from the repository Ferry pins; Ferry asks it to sync the pinned commit and reads whether it did.
-// It keeps one watch of Applications per cluster identity and namespace that a stage names, so that a change of
-// an Application's status wakes its stage at once.
+// It keeps one watch of Applications per cluster identity and namespace that a stage names (externalWatches), so
+// that a change of an Application's status wakes its stage at once.
 type ArgoCDSyncer struct {
 	// Refresh is the refresh Ferry asks for with each sync: "normal" (the default: compare with Git, reusing
 	// manifests Argo CD generated for a commit before) or "hard" (generate them again).
 	Refresh string
 
-	mu       gosync.Mutex
-	clusters map[string]*argoCluster // by clusterKey
-	users    map[string]argoUse      // by SyncTarget.Owner
-	changed  []func(owner string)
+	*externalWatches
 }
 
-// argoCluster is what is kept for one API server and identity.
-type argoCluster struct {
-	key     string
-	client  dynamic.Interface
-	watches map[string]*argoWatch // by namespace
-}
-
-// argoWatch is a watch of the Applications of one namespace and the stages that name them.
-type argoWatch struct {
-	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
-	owners   map[string]map[string]bool // Application name → SyncTarget.Owner set
-}
-
-// argoUse is the Application a stage was last seen to name.
-type argoUse struct{ cluster, namespace, name string }
+// argoApplications is how Ferry watches Argo CD's Applications: the cache keeps the fields Ferry reads
+// (pruneApplication), and only a change of status or operation wakes a stage (statusChanged).
+var argoApplications = &externalKind{gvr: applicationsGVR, controller: "Argo CD", kind: "Application",
+	prune: pruneApplication, changed: statusChanged}
 
 // NewArgoCDSyncer returns a Syncer for stages in mode ArgoCD, watching nothing yet.
 func NewArgoCDSyncer() *ArgoCDSyncer {
-	return &ArgoCDSyncer{clusters: map[string]*argoCluster{}, users: map[string]argoUse{}}
+	return &ArgoCDSyncer{externalWatches: newExternalWatches()}
 }
 
 // Apply asks the stage's Application to sync revision: a refresh, so that Argo CD compares it with Git now
@@ -89,14 +68,14 @@ func NewArgoCDSyncer() *ArgoCDSyncer {
 func (a *ArgoCDSyncer) Apply(ctx context.Context, t SyncTarget, _, revision string) ([]sync.ObjectRef, error) {
 	ctx, cancel := context.WithTimeout(ctx, argoCallTimeout)
 	defer cancel()
-	c, err := a.use(t)
+	c, err := a.use(t, argoApplications)
 	if err != nil {
 		return nil, err
 	}
 	// A sync operation is asked for at the resourceVersion read, so that one set meanwhile by someone else is
 	// never overwritten; Argo CD writes the status often, so a conflict is read again at once a few times.
 	for range argoConflictRetries {
-		if err = c.ask(ctx, t, revision, orDefault(a.Refresh, "normal")); !apierrors.IsConflict(err) {
+		if err = a.ask(ctx, c, t, revision, orDefault(a.Refresh, "normal")); !apierrors.IsConflict(err) {
 			break
 		}
 	}
@@ -106,9 +85,13 @@ func (a *ArgoCDSyncer) Apply(ctx context.Context, t SyncTarget, _, revision stri
 // argoConflictRetries bounds the reads and patches of one Apply that meet a newer Application.
 const argoConflictRetries = 5
 
-// ask reads the Application and patches it with what it takes to sync revision, if anything.
-func (c *argoCluster) ask(ctx context.Context, t SyncTarget, revision, refresh string) error {
-	app, err := c.get(ctx, t.External)
+// ask reads the Application from the API server and patches it with what it takes to sync revision, if anything.
+func (a *ArgoCDSyncer) ask(ctx context.Context, c *externalCluster, t SyncTarget, revision, refresh string) error {
+	u, err := c.get(ctx, argoApplications, t.External)
+	if err != nil {
+		return err
+	}
+	app, err := applicationOf(u)
 	if err != nil {
 		return err
 	}
@@ -119,7 +102,7 @@ func (c *argoCluster) ask(ctx context.Context, t SyncTarget, revision, refresh s
 	_, err = c.client.Resource(applicationsGVR).Namespace(t.External.Namespace).Patch(ctx, t.External.Name,
 		types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"})
 	if apierrors.IsNotFound(err) {
-		return missingApplication(t.External, err)
+		return argoApplications.missing(t.External, err)
 	}
 	return err
 }
@@ -137,11 +120,11 @@ func (a *ArgoCDSyncer) Render(t SyncTarget, _ string) ([]*unstructured.Unstructu
 func (a *ArgoCDSyncer) Health(ctx context.Context, t SyncTarget, _ []sync.ObjectRef, _ string) (Health, error) {
 	ctx, cancel := context.WithTimeout(ctx, argoCallTimeout)
 	defer cancel()
-	c, err := a.use(t)
+	_, u, err := a.read(ctx, t, argoApplications)
 	if err != nil {
 		return Health{}, err
 	}
-	app, err := c.read(ctx, a.informer(c, t.External.Namespace), t.External)
+	app, err := applicationOf(u)
 	if err != nil {
 		return Health{}, err
 	}
@@ -151,229 +134,11 @@ func (a *ArgoCDSyncer) Health(ctx context.Context, t SyncTarget, _ []sync.Object
 // Expect starts watching the Applications targets name, so that their changes wake the stages from now on.
 func (a *ArgoCDSyncer) Expect(targets []SyncTarget) error {
 	for _, t := range targets {
-		if _, err := a.use(t); err != nil {
+		if _, err := a.use(t, argoApplications); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// OnChange registers fn for changes of the status of every watched Application, now and to come.
-func (a *ArgoCDSyncer) OnChange(fn func(owner string)) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.changed = append(a.changed, fn)
-}
-
-// Forget stops tracking owner's Application; a watch no stage needs any more is stopped.
-func (a *ArgoCDSyncer) Forget(owner string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.release(owner)
-}
-
-// Close stops every watch.
-func (a *ArgoCDSyncer) Close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for key, c := range a.clusters {
-		for _, w := range c.watches {
-			w.stop()
-		}
-		delete(a.clusters, key)
-	}
-	clear(a.users)
-}
-
-// Watches says how many namespaces of Applications are watched, over every cluster.
-func (a *ArgoCDSyncer) Watches() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, c := range a.clusters {
-		n += len(c.watches)
-	}
-	return n
-}
-
-// use returns what is kept for t's cluster and identity, and records that t.Owner names t.External there,
-// watching its namespace from now on; what t.Owner named before is let go of.
-func (a *ArgoCDSyncer) use(t SyncTarget) (*argoCluster, error) {
-	if t.External.Name == "" || t.External.Namespace == "" {
-		return nil, fmt.Errorf("no Argo CD Application named for the stage")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	u := argoUse{cluster: clusterKey(t.Config), namespace: t.External.Namespace, name: t.External.Name}
-	if old, ok := a.users[t.Owner]; t.Owner != "" && (!ok || old != u) {
-		// Let go first: releasing may drop a cluster or a watch, which must not be the one about to be used.
-		a.release(t.Owner)
-	}
-	c, err := a.cluster(t.Config)
-	if err != nil || t.Owner == "" {
-		return c, err
-	}
-	if _, ok := a.users[t.Owner]; ok {
-		return c, nil // named the same Application already
-	}
-	a.users[t.Owner] = u
-	w := c.watches[u.namespace]
-	if w == nil {
-		w = a.watch(c, u.namespace)
-		c.watches[u.namespace] = w
-	}
-	if w.owners[u.name] == nil {
-		w.owners[u.name] = map[string]bool{}
-	}
-	w.owners[u.name][t.Owner] = true
-	return c, nil
-}
-
-// cluster returns the state of cfg's cluster and identity, made on first use. a.mu must be held.
-func (a *ArgoCDSyncer) cluster(cfg *rest.Config) (*argoCluster, error) {
-	key := clusterKey(cfg)
-	if c, ok := a.clusters[key]; ok {
-		return c, nil
-	}
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the cluster of the Argo CD Application: %w", err)
-	}
-	c := &argoCluster{key: key, client: client, watches: map[string]*argoWatch{}}
-	a.clusters[key] = c
-	return c, nil
-}
-
-// release forgets what owner named, stopping the watch (and dropping the cluster) nobody else needs. a.mu must be
-// held.
-func (a *ArgoCDSyncer) release(owner string) {
-	u, ok := a.users[owner]
-	if !ok {
-		return
-	}
-	delete(a.users, owner)
-	c := a.clusters[u.cluster]
-	if c == nil {
-		return
-	}
-	w := c.watches[u.namespace]
-	if w == nil {
-		return
-	}
-	delete(w.owners[u.name], owner)
-	if len(w.owners[u.name]) == 0 {
-		delete(w.owners, u.name)
-	}
-	if len(w.owners) > 0 {
-		return
-	}
-	w.stop()
-	delete(c.watches, u.namespace)
-	if len(c.watches) == 0 {
-		delete(a.clusters, u.cluster)
-	}
-}
-
-// watch starts watching the Applications of namespace in c. The cache keeps only what Ferry reads of each
-// (pruneApplication), so a namespace of thousands of large Applications costs little. a.mu must be held.
-func (a *ArgoCDSyncer) watch(c *argoCluster, namespace string) *argoWatch {
-	informer := dynamicinformer.NewFilteredDynamicInformer(c.client, applicationsGVR, namespace, 0, cache.Indexers{}, nil).Informer()
-	_ = informer.SetTransform(pruneApplication) // fails only once the informer has started
-	ctx, stop := context.WithCancel(context.Background())
-	w := &argoWatch{informer: informer, stop: stop, owners: map[string]map[string]bool{}}
-	notify := func(obj any) { a.notify(c.key, namespace, obj) }
-	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		// Applications already there when the watch starts changed nothing a stage has not read yet.
-		AddFunc: func(obj any, initial bool) {
-			if !initial {
-				notify(obj)
-			}
-		},
-		UpdateFunc: func(old, obj any) {
-			if statusChanged(old, obj) {
-				notify(obj)
-			}
-		},
-		DeleteFunc: notify,
-	})
-	go informer.RunWithContext(ctx)
-	return w
-}
-
-// notify calls the OnChange functions with each stage that names the Application obj.
-func (a *ArgoCDSyncer) notify(cluster, namespace string, obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	app, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return
-	}
-	a.mu.Lock()
-	var owners []string
-	if c := a.clusters[cluster]; c != nil && c.watches[namespace] != nil {
-		for owner := range c.watches[namespace].owners[app.GetName()] {
-			owners = append(owners, owner)
-		}
-	}
-	fns := slices.Clone(a.changed)
-	a.mu.Unlock()
-	for _, owner := range owners {
-		for _, fn := range fns {
-			fn(owner)
-		}
-	}
-}
-
-// get reads an Application from the API server.
-func (c *argoCluster) get(ctx context.Context, ref ExternalRef) (*argoApplication, error) {
-	u, err := c.client.Resource(applicationsGVR).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, missingApplication(ref, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", ref, err)
-	}
-	return applicationOf(u)
-}
-
-// informer returns the watch of namespace in c, if any.
-func (a *ArgoCDSyncer) informer(c *argoCluster, namespace string) cache.SharedIndexInformer {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if w := c.watches[namespace]; w != nil {
-		return w.informer
-	}
-	return nil
-}
-
-// missingApplication tells an Application that does not exist from a cluster that serves no Applications at all.
-func missingApplication(ref ExternalRef, notFound error) *ExternalMissing {
-	var status apierrors.APIStatus
-	if errors.As(notFound, &status) {
-		if d := status.Status().Details; d != nil && d.Name == ref.Name {
-			return &ExternalMissing{Ref: ref}
-		}
-	}
-	return &ExternalMissing{Ref: ref, Detail: "the cluster serves no argoproj.io/v1alpha1 Applications (is Argo CD installed?)"}
-}
-
-// read reads an Application from the watch's cache once it holds the namespace, else from the API server. An
-// Application the cache does not hold is looked for on the API server before it is called missing, in case the
-// watch has not seen it yet.
-func (c *argoCluster) read(ctx context.Context, informer cache.SharedIndexInformer, ref ExternalRef) (*argoApplication, error) {
-	if informer == nil || !informer.HasSynced() {
-		return c.get(ctx, ref)
-	}
-	obj, ok, err := informer.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
-	if err != nil || !ok {
-		return c.get(ctx, ref)
-	}
-	u, isApp := obj.(*unstructured.Unstructured)
-	if !isApp {
-		return c.get(ctx, ref)
-	}
-	return applicationOf(u)
 }
 
 // argoApplication is the part of an Argo CD Application (argoproj.io/v1alpha1) that Ferry reads. Its fields follow
@@ -516,39 +281,16 @@ func (app *argoApplication) bound() {
 	st.Resources = kept
 }
 
-// pruneApplication is the watch's transform: the cache keeps an Application as the fields Ferry reads. An object
-// that cannot be read so is kept whole, and reading it from the cache reports why.
-func pruneApplication(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
-	}
-	app, err := applicationOf(u)
-	if err != nil {
-		return obj, nil
-	}
-	pruned, err := runtime.DefaultUnstructuredConverter.ToUnstructured(app)
-	if err != nil {
-		return obj, nil
-	}
-	return &unstructured.Unstructured{Object: pruned}, nil
-}
+// pruneApplication is the watch's transform: the cache keeps an Application as the fields Ferry reads.
+func pruneApplication(obj any) (any, error) { return pruneAs(obj, applicationOf) }
 
 // statusChanged says whether an update changed what Ferry judges a stage by. Argo CD stamps reconciledAt at every
 // comparison (every few minutes for each Application); that alone wakes no stage.
 func statusChanged(old, obj any) bool {
-	before, ok1 := old.(*unstructured.Unstructured)
-	after, ok2 := obj.(*unstructured.Unstructured)
-	if !ok1 || !ok2 {
-		return true
-	}
-	a, err1 := applicationOf(before)
-	b, err2 := applicationOf(after)
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	a.Status.ReconciledAt, b.Status.ReconciledAt = "", ""
-	return !reflect.DeepEqual(a.Status, b.Status) || !reflect.DeepEqual(a.Operation, b.Operation)
+	return changedAs(old, obj, applicationOf, func(a, b *argoApplication) bool {
+		a.Status.ReconciledAt, b.Status.ReconciledAt = "", ""
+		return !reflect.DeepEqual(a.Status, b.Status) || !reflect.DeepEqual(a.Operation, b.Operation)
+	})
 }
 
 // automated says whether Argo CD syncs the Application on its own once it sees a new commit.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -18,9 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/sync"
@@ -60,47 +56,26 @@ var fluxFailedReasons = map[string]bool{
 // FluxSyncer is the Syncer of stages in sync.mode Flux: a Flux Kustomization already applies the stage's path
 // from the repository Ferry pins. Ferry asks it (and its GitRepository) to reconcile at once after each commit and
 // reads whether it applied that commit and found it healthy. It keeps one watch of Kustomizations per cluster
-// identity and namespace that a stage names, so that a change of a Kustomization's status wakes its stage at once.
+// identity and namespace that a stage names (externalWatches), so that a change of a Kustomization's status wakes
+// its stage at once.
 type FluxSyncer struct {
-	mu       gosync.Mutex
-	clusters map[string]*fluxCluster // by clusterKey
-	users    map[string]fluxUse      // by SyncTarget.Owner
+	*externalWatches
+
+	unaskedMu gosync.Mutex
 	// unasked holds the owners whose Apply found no Kustomization, with the revision it was for: once the
 	// Kustomization exists, Health asks it to reconcile, since no Apply will come again for that commit.
 	unasked map[string]string
-	changed []func(owner string)
 }
 
-// fluxCluster is what is kept for one API server and identity.
-type fluxCluster struct {
-	key     string
-	client  dynamic.Interface
-	watches map[fluxWatchKey]*fluxWatch
-}
-
-// fluxWatchKey names one watch in a cluster: the objects of one Flux kind in one namespace.
-type fluxWatchKey struct {
-	gvr       schema.GroupVersionResource
-	namespace string
-}
-
-// fluxWatch is a watch of one kind in one namespace, and the stages that name objects there.
-type fluxWatch struct {
-	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
-	owners   map[string]map[string]bool // object name → SyncTarget.Owner set
-}
-
-// fluxUse is the object a stage was last seen to name.
-type fluxUse struct {
-	cluster string
-	watch   fluxWatchKey
-	name    string
-}
+// fluxKustomizations is how Ferry watches Flux's Kustomizations: the cache keeps the fields Ferry reads
+// (pruneFluxObject) — not the inventory of everything a Kustomization applied — and only a change of status, spec
+// or generation wakes a stage (fluxStatusChanged).
+var fluxKustomizations = &externalKind{gvr: fluxKustomizationsGVR, controller: "Flux", kind: "Kustomization",
+	prune: pruneFluxObject, changed: fluxStatusChanged}
 
 // NewFluxSyncer returns a Syncer for stages in mode Flux, watching nothing yet.
 func NewFluxSyncer() *FluxSyncer {
-	return &FluxSyncer{clusters: map[string]*fluxCluster{}, users: map[string]fluxUse{}, unasked: map[string]string{}}
+	return &FluxSyncer{externalWatches: newExternalWatches(), unasked: map[string]string{}}
 }
 
 // fluxKindRefused says a stage names a Flux kind this controller does not follow.
@@ -141,11 +116,11 @@ func (f *FluxSyncer) Apply(ctx context.Context, t SyncTarget, _, revision string
 	}
 	ctx, cancel := context.WithTimeout(ctx, fluxCallTimeout)
 	defer cancel()
-	c, err := f.use(t)
+	c, err := f.use(t, fluxKustomizations)
 	if err != nil {
 		return nil, err
 	}
-	k, err := c.get(ctx, t.External) // fresh: a cache a moment behind could hold a sourceRef just changed
+	u, err := c.get(ctx, fluxKustomizations, t.External) // fresh: a cache a moment behind could hold a sourceRef just changed
 	var missing *ExternalMissing
 	if errors.As(err, &missing) {
 		f.setUnasked(t.Owner, revision)
@@ -154,8 +129,12 @@ func (f *FluxSyncer) Apply(ctx context.Context, t SyncTarget, _, revision string
 	if err != nil {
 		return nil, err
 	}
+	k, err := fluxKustomizationOf(u)
+	if err != nil {
+		return nil, err
+	}
 	f.setUnasked(t.Owner, "")
-	return nil, c.request(ctx, t.External, k, revision)
+	return nil, requestFluxReconcile(ctx, c, t.External, k, revision)
 }
 
 // Objects names nothing: Flux renders the stage, and Ferry reads its health from the Kustomization.
@@ -176,16 +155,16 @@ func (f *FluxSyncer) Health(ctx context.Context, t SyncTarget, _ []sync.ObjectRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, fluxCallTimeout)
 	defer cancel()
-	c, err := f.use(t)
+	c, u, err := f.read(ctx, t, fluxKustomizations)
 	if err != nil {
 		return Health{}, err
 	}
-	k, err := c.read(ctx, f.informer(c, t.External.Namespace), t.External)
+	k, err := fluxKustomizationOf(u)
 	if err != nil {
 		return Health{}, err
 	}
 	if f.takeUnasked(t.Owner, t.Revision) {
-		if err := c.request(ctx, t.External, k, t.Revision); err != nil {
+		if err := requestFluxReconcile(ctx, c, t.External, k, t.Revision); err != nil {
 			f.setUnasked(t.Owner, t.Revision) // asked again at the next look
 			return Health{}, err
 		}
@@ -199,59 +178,36 @@ func (f *FluxSyncer) Expect(targets []SyncTarget) error {
 		if fluxServes(t) != nil {
 			continue // refused when the stage syncs; nothing to watch
 		}
-		if _, err := f.use(t); err != nil {
+		if _, err := f.use(t, fluxKustomizations); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// OnChange registers fn for changes of the status of every watched Kustomization, now and to come.
-func (f *FluxSyncer) OnChange(fn func(owner string)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.changed = append(f.changed, fn)
-}
-
-// Forget stops tracking owner's Kustomization; a watch no stage needs any more is stopped.
+// Forget stops tracking owner's Kustomization, and any request it still owes it; a watch no stage needs any more
+// is stopped.
 func (f *FluxSyncer) Forget(owner string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.release(owner)
+	f.externalWatches.Forget(owner)
+	f.unaskedMu.Lock()
+	defer f.unaskedMu.Unlock()
 	delete(f.unasked, owner)
 }
 
 // Close stops every watch.
 func (f *FluxSyncer) Close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for key, c := range f.clusters {
-		for _, w := range c.watches {
-			w.stop()
-		}
-		delete(f.clusters, key)
-	}
-	clear(f.users)
+	f.externalWatches.Close()
+	f.unaskedMu.Lock()
+	defer f.unaskedMu.Unlock()
 	clear(f.unasked)
-}
-
-// Watches says how many namespaces of Kustomizations are watched, over every cluster.
-func (f *FluxSyncer) Watches() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.clusters {
-		n += len(c.watches)
-	}
-	return n
 }
 
 func (f *FluxSyncer) setUnasked(owner, revision string) {
 	if owner == "" {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.unaskedMu.Lock()
+	defer f.unaskedMu.Unlock()
 	if revision == "" {
 		delete(f.unasked, owner)
 		return
@@ -261,8 +217,8 @@ func (f *FluxSyncer) setUnasked(owner, revision string) {
 
 // takeUnasked says whether owner's Kustomization was missing when revision was applied, and clears it.
 func (f *FluxSyncer) takeUnasked(owner, revision string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.unaskedMu.Lock()
+	defer f.unaskedMu.Unlock()
 	if f.unasked[owner] != revision || revision == "" {
 		return false
 	}
@@ -270,197 +226,23 @@ func (f *FluxSyncer) takeUnasked(owner, revision string) bool {
 	return true
 }
 
-// use returns what is kept for t's cluster and identity, and records that t.Owner names t.External there,
-// watching its namespace from now on; what t.Owner named before is let go of first, so that a cluster it empties
-// is made anew rather than used after it was dropped.
-func (f *FluxSyncer) use(t SyncTarget) (*fluxCluster, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u := fluxUse{cluster: clusterKey(t.Config), watch: fluxWatchKey{gvr: fluxKustomizationsGVR, namespace: t.External.Namespace},
-		name: t.External.Name}
-	if old, ok := f.users[t.Owner]; t.Owner != "" && (!ok || old != u) {
-		f.release(t.Owner)
-	}
-	c, err := f.cluster(t.Config)
-	if err != nil || t.Owner == "" {
-		return c, err
-	}
-	if _, ok := f.users[t.Owner]; ok {
-		return c, nil // named the same object already
-	}
-	f.users[t.Owner] = u
-	w := c.watches[u.watch]
-	if w == nil {
-		w = f.watch(c, u.watch)
-		c.watches[u.watch] = w
-	}
-	if w.owners[u.name] == nil {
-		w.owners[u.name] = map[string]bool{}
-	}
-	w.owners[u.name][t.Owner] = true
-	return c, nil
-}
-
-// cluster returns the state of cfg's cluster and identity, made on first use. f.mu must be held.
-func (f *FluxSyncer) cluster(cfg *rest.Config) (*fluxCluster, error) {
-	key := clusterKey(cfg)
-	if c, ok := f.clusters[key]; ok {
-		return c, nil
-	}
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the cluster of the Flux Kustomization: %w", err)
-	}
-	c := &fluxCluster{key: key, client: client, watches: map[fluxWatchKey]*fluxWatch{}}
-	f.clusters[key] = c
-	return c, nil
-}
-
-// release forgets what owner named, stopping the watch (and dropping the cluster) nobody else needs. f.mu must be
-// held.
-func (f *FluxSyncer) release(owner string) {
-	u, ok := f.users[owner]
-	if !ok {
-		return
-	}
-	delete(f.users, owner)
-	c := f.clusters[u.cluster]
-	if c == nil || c.watches[u.watch] == nil {
-		return
-	}
-	w := c.watches[u.watch]
-	delete(w.owners[u.name], owner)
-	if len(w.owners[u.name]) == 0 {
-		delete(w.owners, u.name)
-	}
-	if len(w.owners) > 0 {
-		return
-	}
-	w.stop()
-	delete(c.watches, u.watch)
-	if len(c.watches) == 0 {
-		delete(f.clusters, u.cluster)
-	}
-}
-
-// watch starts watching one kind in one namespace of c. The cache keeps only what Ferry reads of each object
-// (pruneFluxObject) — not the inventory of everything a Kustomization applied — so a namespace of many large
-// Kustomizations costs little. f.mu must be held.
-func (f *FluxSyncer) watch(c *fluxCluster, key fluxWatchKey) *fluxWatch {
-	informer := dynamicinformer.NewFilteredDynamicInformer(c.client, key.gvr, key.namespace, 0, cache.Indexers{}, nil).Informer()
-	_ = informer.SetTransform(pruneFluxObject) // fails only once the informer has started
-	ctx, stop := context.WithCancel(context.Background())
-	w := &fluxWatch{informer: informer, stop: stop, owners: map[string]map[string]bool{}}
-	notify := func(obj any) { f.notify(c.key, key, obj) }
-	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		// Objects already there when the watch starts changed nothing a stage has not read yet; one created later
-		// may be what a stalled stage waits for.
-		AddFunc: func(obj any, initial bool) {
-			if !initial {
-				notify(obj)
-			}
-		},
-		UpdateFunc: func(old, obj any) {
-			if fluxStatusChanged(old, obj) {
-				notify(obj)
-			}
-		},
-		DeleteFunc: notify,
-	})
-	go informer.RunWithContext(ctx)
-	return w
-}
-
-// notify calls the OnChange functions with each stage that names obj.
-func (f *FluxSyncer) notify(cluster string, key fluxWatchKey, obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return
-	}
-	f.mu.Lock()
-	var owners []string
-	if c := f.clusters[cluster]; c != nil && c.watches[key] != nil {
-		for owner := range c.watches[key].owners[u.GetName()] {
-			owners = append(owners, owner)
-		}
-	}
-	fns := slices.Clone(f.changed)
-	f.mu.Unlock()
-	for _, owner := range owners {
-		for _, fn := range fns {
-			fn(owner)
-		}
-	}
-}
-
-// informer returns the watch of Kustomizations in namespace of c, if any.
-func (f *FluxSyncer) informer(c *fluxCluster, namespace string) cache.SharedIndexInformer {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if w := c.watches[fluxWatchKey{gvr: fluxKustomizationsGVR, namespace: namespace}]; w != nil {
-		return w.informer
-	}
-	return nil
-}
-
-// get reads a Kustomization from the API server: one object, kept only as far as Ferry reads it.
-func (c *fluxCluster) get(ctx context.Context, ref ExternalRef) (*fluxKustomization, error) {
-	u, err := c.client.Resource(fluxKustomizationsGVR).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, missingKustomization(ref, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading Flux %s: %w", ref, err)
-	}
-	return fluxKustomizationOf(u)
-}
-
-// read reads a Kustomization from the watch's cache once it holds the namespace, else from the API server. One
-// the cache does not hold is looked for on the API server before it is called missing, in case the watch has not
-// seen it yet.
-func (c *fluxCluster) read(ctx context.Context, informer cache.SharedIndexInformer, ref ExternalRef) (*fluxKustomization, error) {
-	if informer == nil || !informer.HasSynced() {
-		return c.get(ctx, ref)
-	}
-	obj, ok, err := informer.GetStore().GetByKey(ref.Namespace + "/" + ref.Name)
-	u, isObject := obj.(*unstructured.Unstructured)
-	if err != nil || !ok || !isObject {
-		return c.get(ctx, ref)
-	}
-	return fluxKustomizationOf(u)
-}
-
-// missingKustomization tells a Kustomization that does not exist from a cluster that serves no Kustomizations.
-func missingKustomization(ref ExternalRef, notFound error) *ExternalMissing {
-	var status apierrors.APIStatus
-	if errors.As(notFound, &status) {
-		if d := status.Status().Details; d != nil && d.Name == ref.Name {
-			return &ExternalMissing{Ref: ref}
-		}
-	}
-	return &ExternalMissing{Ref: ref, Detail: "the cluster serves no kustomize.toolkit.fluxcd.io/v1 Kustomizations (is Flux installed?)"}
-}
-
-// request asks Flux to reconcile the Kustomization ref now for revision: its GitRepository first, so that it
+// requestFluxReconcile asks Flux to reconcile the Kustomization ref now for revision: its GitRepository first, so that it
 // fetches the branch Ferry just pushed to, then the Kustomization, which also reconciles on its own once the
 // GitRepository has a new artifact. Nothing is asked of one that already applied revision.
-func (c *fluxCluster) request(ctx context.Context, ref ExternalRef, k *fluxKustomization, revision string) error {
+func requestFluxReconcile(ctx context.Context, c *externalCluster, ref ExternalRef, k *fluxKustomization, revision string) error {
 	if k.appliedReady(revision) {
 		return nil
 	}
 	at := time.Now().UTC().Format(time.RFC3339Nano)
 	if src, ok := k.gitRepository(); ok {
 		// A GitRepository that is missing is reported by the Kustomization's Ready condition, which Health shows.
-		if err := c.annotate(ctx, fluxGitRepositoriesGVR, src, at); err != nil && !apierrors.IsNotFound(err) {
+		if err := annotateFluxRequest(ctx, c.client, fluxGitRepositoriesGVR, src, at); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("asking Flux GitRepository %s to fetch: %w", src, err)
 		}
 	}
-	err := c.annotate(ctx, fluxKustomizationsGVR, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, at)
+	err := annotateFluxRequest(ctx, c.client, fluxKustomizationsGVR, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, at)
 	if apierrors.IsNotFound(err) {
-		return missingKustomization(ref, err)
+		return fluxKustomizations.missing(ref, err)
 	}
 	if err != nil {
 		return fmt.Errorf("asking Flux %s to reconcile: %w", ref, err)
@@ -468,11 +250,11 @@ func (c *fluxCluster) request(ctx context.Context, ref ExternalRef, k *fluxKusto
 	return nil
 }
 
-// annotate sets Flux's reconcile request annotation on an object: a merge patch of one annotation, so that
+// annotateFluxRequest sets Flux's reconcile request annotation on an object: a merge patch of one annotation, so that
 // nothing else Flux or a person set is touched.
-func (c *fluxCluster) annotate(ctx context.Context, gvr schema.GroupVersionResource, obj types.NamespacedName, at string) error {
+func annotateFluxRequest(ctx context.Context, client dynamic.Interface, gvr schema.GroupVersionResource, obj types.NamespacedName, at string) error {
 	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, fluxRequestAnnotation, at)
-	_, err := c.client.Resource(gvr).Namespace(obj.Namespace).Patch(ctx, obj.Name, types.MergePatchType, patch,
+	_, err := client.Resource(gvr).Namespace(obj.Namespace).Patch(ctx, obj.Name, types.MergePatchType, patch,
 		metav1.PatchOptions{FieldManager: "ferry"})
 	return err
 }
@@ -535,36 +317,14 @@ func fluxKustomizationOf(u *unstructured.Unstructured) (*fluxKustomization, erro
 }
 
 // pruneFluxObject is the watch's transform: what the cache keeps of a Kustomization is what Ferry reads of it.
-func pruneFluxObject(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return obj, nil
-	}
-	k, err := fluxKustomizationOf(u)
-	if err != nil {
-		return obj, nil
-	}
-	pruned, err := runtime.DefaultUnstructuredConverter.ToUnstructured(k)
-	if err != nil {
-		return obj, nil
-	}
-	return &unstructured.Unstructured{Object: pruned}, nil
-}
+func pruneFluxObject(obj any) (any, error) { return pruneAs(obj, fluxKustomizationOf) }
 
 // fluxStatusChanged says whether an update changed what Ferry judges a stage by: a new request annotation or the
 // inventory alone wakes no stage.
 func fluxStatusChanged(old, obj any) bool {
-	before, ok1 := old.(*unstructured.Unstructured)
-	after, ok2 := obj.(*unstructured.Unstructured)
-	if !ok1 || !ok2 {
-		return true
-	}
-	a, err1 := fluxKustomizationOf(before)
-	b, err2 := fluxKustomizationOf(after)
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return !reflect.DeepEqual(a.Status, b.Status) || a.Metadata.Generation != b.Metadata.Generation || a.Spec != b.Spec
+	return changedAs(old, obj, fluxKustomizationOf, func(a, b *fluxKustomization) bool {
+		return !reflect.DeepEqual(a.Status, b.Status) || a.Metadata.Generation != b.Metadata.Generation || a.Spec != b.Spec
+	})
 }
 
 // gitRepository names the Kustomization's source when it is a GitRepository, the only source Ferry's commits
