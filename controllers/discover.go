@@ -14,6 +14,7 @@ import (
 	"github.com/ferrycd/ferry/internal/metrics"
 	"github.com/ferrycd/ferry/internal/registry"
 	"github.com/ferrycd/ferry/internal/signature"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // Reasons of the discover and verify steps.
@@ -21,15 +22,18 @@ const (
 	ReasonNoCandidate        = "NoCandidate"
 	ReasonVerificationFailed = "VerificationFailed"
 	ReasonCandidateVerified  = "CandidateVerified"
+	// ReasonAwaitingSignature: the newest digest carries no signature yet and is waited for, within
+	// spec.verification.signatureGracePeriod, before it is rejected.
+	ReasonAwaitingSignature = "AwaitingSignature"
 )
 
 // discover finds the newest digest at the source and verifies it. A digest that fails verification is recorded
-// with the reason and never offered to any stage; it is checked again at the next poll, since signatures are
-// often pushed just after the image.
+// with the reason and never offered to any stage; it is checked again at the next poll. A digest with no
+// signature at all is first waited for (see awaitSignature), since CI often signs just after it pushes.
 func (r *PromotionReconciler) discover(ctx context.Context, s *scope) error {
 	key := client.ObjectKeyFromObject(s.p)
 	if !r.discoveryDue(s, key) {
-		return candidateWait(s.p.Status.Candidate)
+		return s.candidateWait()
 	}
 	err := r.discoverNow(ctx, s)
 	if _, waiting := asWaiting(err); err == nil || waiting {
@@ -56,18 +60,33 @@ func (r *PromotionReconciler) discoveryDue(s *scope, key client.ObjectKey) bool 
 		return true
 	}
 	last := v.(discovery)
+	if c := s.p.Status.Candidate; awaitingSignature(c) &&
+		(s.now.Sub(last.at) >= signatureRecheck || !s.now.Time.Before(c.SignatureDeadline.Time)) {
+		return true
+	}
 	return last.generation != s.p.Generation || s.now.Sub(last.at) >= s.pollInterval()
 }
 
 // candidateWait is what a skipped discovery reports: the wait the last one found, if any.
-func candidateWait(c *ferryv1.CandidateStatus) error {
+func (s *scope) candidateWait() error {
+	c := s.p.Status.Candidate
 	switch {
 	case c == nil:
 		return &WaitingError{Reason: ReasonNoCandidate, Err: errors.New("no tag matches spec.source.tagPolicy yet")}
+	case awaitingSignature(c):
+		s.waitAtMost(recheckSignatureIn(s.now.Time, c.SignatureDeadline.Time))
+		return nil
 	case !c.Verified:
-		return &WaitingError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("candidate %s rejected: %s", c.Digest, c.Message)}
+		return rejection(c)
 	}
 	return nil
+}
+
+// rejection is the wait of a rejected candidate. Its message is the same whether the candidate was verified in
+// this reconcile or read from status, so that the Ready condition — and its Warning event — changes once per
+// rejected digest, not at every reconcile.
+func rejection(c *ferryv1.CandidateStatus) error {
+	return &WaitingError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("candidate %s rejected: %s", c.Digest, c.Message)}
 }
 
 // discoverNow asks the source for the newest candidate and verifies it when it is new.
@@ -119,23 +138,33 @@ func (r *PromotionReconciler) findCandidate(ctx context.Context, s *scope) (regi
 	return c, nil
 }
 
-// rejectCandidate records a verification failure. A failure of a known kind waits for a new digest or new
-// signatures; a registry failure is retried with backoff.
+// rejectCandidate records a verification failure. A digest with no signature at all is waited for within the
+// grace period; any other failure of a known kind is rejected at once and waits for a new digest or new
+// signatures; a registry failure is retried with backoff, and changes nothing recorded of the candidate.
+//
+// A rejection raises no event of its own: it makes Ready False with reason VerificationFailed, and that change
+// is the one Warning event (recordReadyChange) — once per rejected digest, with the same message every reconcile.
 func (r *PromotionReconciler) rejectCandidate(s *scope, prev *ferryv1.CandidateStatus, err error) error {
+	c := s.p.Status.Candidate
 	kind := signature.KindOf(err)
 	if kind == "" {
-		return retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", s.p.Status.Candidate.Digest, err))
+		if prev != nil && prev.Digest == c.Digest {
+			s.p.Status.Candidate = prev
+		}
+		return retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", c.Digest, err))
 	}
 	if kind == signature.KindMalformed {
 		return stalling(ReasonInvalidSpec, "spec.verification", "%v", err)
 	}
-	c := s.p.Status.Candidate
-	c.Message = fmt.Sprintf("%s: %v", kind, err)
+	if deadline := s.signatureDeadline(c); kind == signature.KindUnsigned && s.now.Time.Before(deadline) {
+		r.awaitSignature(s, prev, deadline)
+		return nil
+	}
+	c.Message = text.Cut(fmt.Sprintf("%s: %v", kind, err), maxStatusMessage)
 	if prev == nil || prev.Digest != c.Digest || prev.Message != c.Message {
-		r.event(s.p, corev1.EventTypeWarning, ReasonVerificationFailed, "%s: %v", c.Digest, err)
 		r.metrics().CountVerificationFailure(metrics.Promotion{Namespace: s.p.Namespace, Name: s.p.Name}, verificationReason(kind))
 	}
-	return &WaitingError{Reason: ReasonVerificationFailed, Err: fmt.Errorf("candidate %s rejected (%s): %v", c.Digest, kind, err)}
+	return rejection(c)
 }
 
 // verifyAt verifies ref (repository@digest) with the options of the registry it lives in.

@@ -106,11 +106,21 @@ type Syncer interface {
 }
 
 // Default waits between checks of things that change outside Ferry. A rollout's progress also wakes its
-// Promotion at once (Syncer.OnChange), so the health poll is only the fallback.
+// Promotion at once (Syncer.OnChange), and a forge event a Promotion waiting on a pull request (ForgeChanged), so
+// the polls are only the fallback.
 const (
-	approvalPollInterval = 30 * time.Second
-	healthPollInterval   = 15 * time.Second
+	DefaultApprovalPollInterval = 30 * time.Second
+	healthPollInterval          = 15 * time.Second
 )
+
+// approvalPoll is how often an open pull request, or an analysis held for a person, is looked at without a forge
+// event or an annotation waking it.
+func (r *PromotionReconciler) approvalPoll() time.Duration {
+	if r.ApprovalPollInterval > 0 {
+		return r.ApprovalPollInterval
+	}
+	return DefaultApprovalPollInterval
+}
 
 // clientIdleTTL is how long a shared Prometheus or stage-cluster client is kept unused: a deleted Promotion or a
 // rotated credential leaves its client behind that long, no longer.

@@ -162,6 +162,7 @@ func TestUnsignedDigestGoesNowhere(t *testing.T) {
 	startManager(t, Engines{Git: newGitEngine(t)})
 	digest := f.pushRelease(t, "1.0.0", false)
 	p := f.promotion()
+	p.Spec.Verification.SignatureGracePeriod = &metav1.Duration{} // rejected at once; signature_grace_test.go waits
 	if err := e.Client.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/ferrycd/ferry/internal/analysis"
 	"github.com/ferrycd/ferry/internal/idle"
 	"github.com/ferrycd/ferry/internal/metrics"
+	"github.com/ferrycd/ferry/internal/notify"
 	"github.com/ferrycd/ferry/internal/text"
 )
 
@@ -65,9 +66,18 @@ type PromotionReconciler struct {
 	ReconcileTimeout time.Duration
 	// AuditWebhook: the audit webhook records who asks (see audit.go); else the field manager, unauthenticated.
 	AuditWebhook bool
+	// Notifier delivers spec.notifications off the reconciler's path (see notify.go); nil builds one with defaults.
+	Notifier *notify.Dispatcher
+	// ApprovalPollInterval is how often an open pull request, or an analysis held for a person, is looked at
+	// when no forge event arrives (DefaultApprovalPollInterval when zero).
+	ApprovalPollInterval time.Duration
 
-	// pushes carries registry notifications (see Pushed).
+	// pushes carries registry notifications (see Pushed); forges carries forge events (see ForgeChanged).
 	pushes signals
+	forges forgeSignals
+	// notified carries the Promotions a finished delivery concerns (see notificationDone).
+	notifyOnce sync.Once
+	notified   signals
 	// seen remembers the Promotions whose metrics were initialised by this process.
 	seen sync.Map
 	// discovered remembers when each Promotion's source was last asked (a discovery); pushed marks the
@@ -124,6 +134,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, r.finalize(ctx, s)
 	}
 	syncStageStatuses(&p, s.now)
+	r.settleNotifications(s)
 	defer func() {
 		outcome := retErr
 		if outcome == nil {
@@ -134,6 +145,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if err := r.patchStatus(patchCtx, s, outcome); err != nil && retErr == nil {
 			retErr = err
 		}
+		r.sendNotifications(patchCtx, s)
 	}()
 
 	steps := []step{r.validate}
@@ -156,7 +168,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			continue
 		}
 		if err != nil {
-			return ctrl.Result{}, err
+			return endStep(ctx, err)
 		}
 	}
 	if deferred != nil {
@@ -173,6 +185,7 @@ func (r *PromotionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 // initialised.
 func (r *PromotionReconciler) forget(key types.NamespacedName) {
 	r.metrics().Forget(metrics.Promotion{Namespace: key.Namespace, Name: key.Name})
+	r.notifier().Forget(key.String())
 	r.discovered.Delete(key)
 	r.pushed.Delete(key)
 	r.owners.Range(func(owner, promotion any) bool {
@@ -239,6 +252,7 @@ func (r *PromotionReconciler) validate(ctx context.Context, s *scope) error {
 func (r *PromotionReconciler) checkpoint(ctx context.Context, s *scope) error {
 	s.p.Status.Summary = summary(s.p.Status.Stages)
 	boundText(&s.p.Status)
+	r.queueNotifications(s)
 	if equality.Semantic.DeepEqual(s.before.Status, s.p.Status) {
 		return nil
 	}
@@ -296,8 +310,14 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &ferryv1.Promotion{}, sourceIndex, indexSource); err != nil {
 		return fmt.Errorf("indexing Promotion sources: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &ferryv1.Promotion{}, gitRepositoryIndex, indexGitRepository); err != nil {
+		return fmt.Errorf("indexing Promotion Git repositories: %w", err)
+	}
 	if r.Engines.Sync != nil {
 		r.Engines.Sync.OnChange(r.stageChanged)
+	}
+	if err := mgr.Add(r.notifier()); err != nil {
+		return fmt.Errorf("adding the notification dispatcher: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&ferryv1.Promotion{}).
@@ -306,7 +326,9 @@ func (r *PromotionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Man
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.promotionsReferring(ferryv1.ConfigMapKind)),
 			builder.OnlyMetadata).
 		WatchesRawSource(r.pushSource()).
+		WatchesRawSource(r.forgeSource()).
 		WatchesRawSource(r.changeSource()).
+		WatchesRawSource(r.notifiedSource()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Complete(r)
 }

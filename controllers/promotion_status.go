@@ -38,8 +38,10 @@ func setConditions(p *ferryv1.Promotion, err error, running bool) {
 	}
 	apimeta.RemoveStatusCondition(&p.Status.Conditions, ferryv1.ConditionStalled)
 	inFlight := firstInFlight(p)
-	if inFlight != nil {
+	if c := p.Status.Candidate; inFlight != nil {
 		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, string(inFlight.Phase), inFlight.Name+": "+inFlight.Message)
+	} else if awaitingSignature(c) { // nothing has failed: Ready is left to the stages
+		set(ferryv1.ConditionReconciling, metav1.ConditionTrue, ReasonAwaitingSignature, "candidate "+c.Digest+": "+c.Message)
 	} else {
 		apimeta.RemoveStatusCondition(&p.Status.Conditions, ferryv1.ConditionReconciling)
 	}

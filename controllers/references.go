@@ -87,7 +87,7 @@ func references(p *ferryv1.Promotion) []reference {
 				prometheusCredentials)
 		}
 	}
-	return refs
+	return append(refs, notificationReferences(p)...)
 }
 
 // orDefault is value, or def when value is empty (keys of referenced objects, author fields).

@@ -95,10 +95,15 @@ func (s *scope) setPhase(i int, phase ferryv1.StagePhase, format string, args ..
 	st.Message = fmt.Sprintf(format, args...)
 }
 
-// record puts an entry at the head of the stage's history, keeping spec.historyLimit entries.
+// record puts an entry at the head of the stage's history, keeping spec.historyLimit entries. The pull request
+// that approved (or rejected) the entry's digest is kept with it: once the digest's time in the stage ends, the
+// stage's pull request status is cleared and the history is the only place that still links to it.
 func (s *scope) record(i int, e ferryv1.StageHistoryEntry) {
 	st := s.stage(i)
 	e.Time = s.now
+	if pr := st.PullRequest; e.PullRequestURL == "" && pr != nil && pr.Digest == e.Digest {
+		e.PullRequestURL = pr.URL
+	}
 	limit := 10
 	if s.p.Spec.HistoryLimit != nil {
 		limit = int(*s.p.Spec.HistoryLimit)

@@ -582,7 +582,7 @@ func (r *PromotionReconciler) analysisHeld(s *scope, i int) bool {
 	st.Message = fmt.Sprintf("Held for a person: %s. `ferry approve %s --stage %s` goes on, `ferry abort %s --stage %s` rolls back.",
 		st.Analysis.Message, s.p.Name, st.Name, s.p.Name, st.Name)
 	s.waitFor(ReasonAnalysisHeld, "stage %s: %s", st.Name, st.Analysis.Message)
-	s.waitAtMost(approvalPollInterval)
+	s.waitAtMost(r.approvalPoll())
 	return false
 }
 

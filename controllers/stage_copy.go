@@ -15,7 +15,7 @@ import (
 
 // copyStage copies the in-flight digest, with every signature, attestation and SBOM attached to it, into the
 // stage's registry and verifies it there again: a digest that does not verify in the stage registry never
-// reaches Git.
+// reaches Git. What that verification found is kept in the stage's status as its evidence.
 func (r *PromotionReconciler) copyStage(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
 	stage := &s.p.Spec.Stages[i]
@@ -33,13 +33,15 @@ func (r *PromotionReconciler) copyStage(ctx context.Context, s *scope, i int) (b
 	if err != nil {
 		return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("copying %s: %w", st.InFlightSource, err))
 	}
-	if _, err := verifyAt(ctx, s.in.stages[i], res.Destination, s.in.policy); err != nil {
+	verified, err := verifyAt(ctx, s.in.stages[i], res.Destination, s.in.policy)
+	if err != nil {
 		if signature.KindOf(err) == "" {
 			return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", res.Destination, err))
 		}
 		r.failDigest(s, i, fmt.Sprintf("verification failed in the stage registry: %v", err))
 		return true, nil
 	}
+	s.recordEvidence(i, st.InFlightDigest, res.Destination, verified) // what a pull request for it will show
 	r.metrics().AddCopy(s.metricsStage(i), res.BytesMoved, int(res.Requests))
 	r.event(s.p, corev1.EventTypeNormal, ReasonCopied, "stage %s: copied %s (%d blobs copied, %d mounted, %d present; %d referrers, %d signature tags) and verified it there",
 		st.Name, res.Destination, res.BlobsCopied, res.BlobsMounted, res.BlobsSkipped, res.ReferrersCopied+res.ReferrersSkipped, res.TagsCopied+res.TagsSkipped)

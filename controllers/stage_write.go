@@ -115,31 +115,41 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	if err := r.ensureFinalizer(ctx, s.p); err != nil {
 		return false, err
 	}
+	if refused, err := r.ensureEvidence(ctx, s, i); err != nil || refused != nil {
+		if refused != nil {
+			r.failDigest(s, i, fmt.Sprintf("verification failed in the stage registry: %v", refused))
+		}
+		return refused != nil, err
+	}
 	req.BaseBranch, req.Remote.Branch = s.in.git.Branch, branch
 	res, err := r.Engines.Git.Pin(ctx, req)
 	if err != nil {
 		return false, gitError(i, err)
 	}
 	r.warnDistrusted(s, i, res)
+	if err := r.setPending(ctx, s, i, provider, repo, res.CommitSHA); err != nil {
+		return false, err
+	}
 	pr := s.p.Spec.Stages[i].Approval.PullRequest
 	opened, err := provider.EnsurePullRequest(ctx, scm.PullRequestSpec{
 		Repo: repo, Base: s.in.git.Branch, Head: branch, TitleTemplate: pr.TitleTemplate,
-		Labels: pr.Labels, Reviewers: pr.Reviewers,
-		Change: scm.Change{Promotion: s.p.Name, Stage: st.Name, Digest: st.InFlightDigest,
-			Source: st.InFlightSource, Signer: strings.Join(candidateSigners(s), ", "), Previous: st.Digest, Files: res.Files},
+		Labels: pr.Labels, Reviewers: pr.Reviewers, Change: s.change(i, res.Files),
 	})
 	if err != nil {
 		return false, forgeError(i, err)
 	}
 	st.PullRequest = &ferryv1.PullRequestStatus{Number: int64(opened.Number), URL: opened.URL, Branch: branch,
 		Digest: st.InFlightDigest, OpenedAt: &s.now, HeadSHA: res.CommitSHA}
+	// Reported again on the next poll if the forge failed now: the hash of what was shown stays unset.
+	r.reportQuietly(ctx, s, i, provider, repo, res.CommitSHA, s.evidenceStatus(i, opened.URL))
 	r.event(s.p, corev1.EventTypeNormal, ReasonPullRequest, "stage %s: pull request %s awaits approval for %s", st.Name, opened.URL, st.InFlightDigest)
 	s.setPhase(i, ferryv1.PhaseAwaitingApproval, "Waiting for pull request %s to be merged (approve) or closed (reject).", opened.URL)
 	return true, nil
 }
 
 // awaitApproval follows the pull request: merged approves the digest, closed rejects it, and a newer digest
-// offered meanwhile supersedes it (the pull request is closed with a comment).
+// offered meanwhile supersedes it (the pull request is closed with a comment). While it is open, Ferry's view —
+// the evidence comment and the commit status of the head — is kept up to date on it.
 func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int) (bool, error) {
 	st := s.stage(i)
 	provider, repo, err := r.forge(s, i)
@@ -170,7 +180,10 @@ func (r *PromotionReconciler) awaitApproval(ctx context.Context, s *scope, i int
 	if newer, _ := s.door(i); newer != "" && newer != st.InFlightDigest {
 		return r.supersede(ctx, s, i, provider, repo, newer)
 	}
-	s.waitAtMost(approvalPollInterval)
+	if moved, err := r.checkOpen(ctx, s, i, provider, repo, pr); moved || err != nil {
+		return moved, err
+	}
+	s.waitAtMost(r.approvalPoll())
 	return false, nil
 }
 
@@ -235,6 +248,7 @@ func (r *PromotionReconciler) warnDistrusted(s *scope, i int, res gitops.Result)
 func (r *PromotionReconciler) supersede(ctx context.Context, s *scope, i int, provider scm.Provider, repo, newer string) (bool, error) {
 	st := s.stage(i)
 	comment := fmt.Sprintf("Superseded by %s, which Ferry promotes next.", newer)
+	r.reportQuietly(ctx, s, i, provider, repo, st.PullRequest.HeadSHA, failureStatus(st.Name, "superseded by "+newer, st.PullRequest.URL))
 	if err := provider.ClosePullRequest(ctx, repo, int(st.PullRequest.Number), comment); err != nil {
 		if errors.Is(err, scm.ErrMerged) {
 			return false, nil // merged meanwhile: the next reconcile sees the approval

@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"context"
+	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -57,4 +61,87 @@ func (r *PromotionReconciler) pushSource() source.Source {
 		}
 		return reqs
 	})
+}
+
+// gitRepositoryIndex indexes Promotions by the path of their Git repository on its forge ("owner/name", lower
+// case), so that a forge event wakes exactly the Promotions whose approvals it may concern.
+const gitRepositoryIndex = "ferry.dev/git-repository"
+
+func indexGitRepository(obj client.Object) []string {
+	p, ok := obj.(*ferryv1.Promotion)
+	if !ok {
+		return nil
+	}
+	repo, err := repoPath(p.Spec.Git.URL)
+	if err != nil {
+		return nil
+	}
+	return []string{strings.ToLower(repo)}
+}
+
+// forgeSignals carries forge events to the watch that turns them into reconcile requests (as signals does for
+// registry notifications). Sending never blocks: with the buffer full the event is refused, the forge is
+// answered 503 and retries, and the approval poll finds the merge in any case.
+type forgeSignals struct {
+	once sync.Once
+	ch   chan event.TypedGenericEvent[webhook.ForgeChange]
+}
+
+func (f *forgeSignals) channel() chan event.TypedGenericEvent[webhook.ForgeChange] {
+	f.once.Do(func() { f.ch = make(chan event.TypedGenericEvent[webhook.ForgeChange], signalBuffer) })
+	return f.ch
+}
+
+// ForgeChanged tells the reconciler what a forge event says changed (from internal/webhook) and reports whether
+// the wake-up was queued. It never blocks; a refused wake-up is counted like a registry notification's
+// (ferry_webhook_notifications_dropped_total).
+func (r *PromotionReconciler) ForgeChanged(change webhook.ForgeChange) bool {
+	select {
+	case r.forges.channel() <- event.TypedGenericEvent[webhook.ForgeChange]{Object: change}:
+		return true
+	default:
+		r.metrics().CountWebhookDrop()
+		return false
+	}
+}
+
+// forgeSource turns forge events into reconcile requests for the Promotions that wait on them.
+func (r *PromotionReconciler) forgeSource() source.Source {
+	return source.Channel(r.forges.channel(), handler.TypedEnqueueRequestsFromMapFunc(
+		func(ctx context.Context, change webhook.ForgeChange) []reconcile.Request {
+			var list ferryv1.PromotionList
+			if err := r.List(ctx, &list, client.MatchingFields{gitRepositoryIndex: change.Repository}); err != nil {
+				ctrl.LoggerFrom(ctx).Error(err, "listing Promotions for a forge event", "repository", change.Repository)
+				return nil
+			}
+			var reqs []reconcile.Request
+			for i := range list.Items {
+				if waitsOn(&list.Items[i], change) {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+				}
+			}
+			return reqs
+		}))
+}
+
+// waitsOn says whether p waits on what change reports: a pull request of p's that was closed or merged, or a push
+// to p's branch while one of p's pull requests is open (a merge seen as a push). A wake-up only makes the
+// reconciler ask the forge sooner, so an event that matches by mistake costs one look, never an action.
+func waitsOn(p *ferryv1.Promotion, change webhook.ForgeChange) bool {
+	branch := p.Spec.Git.Branch
+	if branch == "" {
+		branch = "main"
+	}
+	if branch != change.Branch {
+		return false
+	}
+	for _, st := range p.Status.Stages {
+		if st.PullRequest == nil {
+			continue
+		}
+		if change.PullRequest == 0 || st.PullRequest.Number == change.PullRequest {
+			return true
+		}
+	}
+	return false
 }

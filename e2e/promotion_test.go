@@ -150,7 +150,10 @@ func TestUnsignedImageStopsAtDiscovery(t *testing.T) {
 	digest := d.DigestStr()
 	w.cosign.refuses(t, d.String())
 	seed := w.git.Head(deployRepo, "main")
-	h.create(w.promotion(2*time.Minute, "dev"))
+	p := w.promotion(2*time.Minute, "dev")
+	// No grace for a late signature: this test is about the rejection (the grace has its own controllers tests).
+	p.Spec.Verification.SignatureGracePeriod = &metav1.Duration{}
+	h.create(p)
 
 	rejected := h.waitPromotion("shop", "the unsigned candidate to be rejected", func(p *ferryv1.Promotion) bool {
 		ready, c := readyCondition(p), p.Status.Candidate

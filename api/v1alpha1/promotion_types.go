@@ -42,6 +42,8 @@ const (
 // PromotionSpec declares where digests come from, what they must prove, where Git declares them and the ordered
 // stages they move through.
 // +kubebuilder:validation:XValidation:rule="self.stages.all(s, self.stages.filter(x, x.name == s.name).size() == 1)",message="spec.stages: stage names must be unique",fieldPath=".stages",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="!has(self.notifications) || self.notifications.all(n, self.notifications.filter(x, x.name == n.name).size() == 1)",message="spec.notifications: receiver names must be unique",fieldPath=".notifications",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="!has(self.notifications) || self.notifications.all(n, !has(n.stages) || n.stages.all(s, self.stages.exists(x, x.name == s)))",message="spec.notifications: stages must name stages of spec.stages",fieldPath=".notifications",reason="FieldValueInvalid"
 type PromotionSpec struct {
 	// Source is the image repository that new digests are discovered in.
 	// +required
@@ -88,6 +90,13 @@ type PromotionSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// Notifications are the receivers told when stages change: a promotion starts, waits for approval, is
+	// promoted, fails its analysis, is rolled back or held, or the Promotion stalls (see docs/notifications.md).
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	Notifications []NotificationReceiver `json:"notifications,omitempty"`
 }
 
 // LocalObjectReference names an object in the Promotion's namespace.

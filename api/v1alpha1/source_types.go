@@ -1,5 +1,7 @@
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // DigestPattern is the only digest form Ferry accepts: sha256 and 64 lowercase hex characters.
 const DigestPattern = `^sha256:[a-f0-9]{64}$`
 
@@ -130,6 +132,16 @@ type VerificationSpec struct {
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	Threshold int32 `json:"threshold,omitempty"`
+
+	// SignatureGracePeriod is how long a digest that carries no signature yet is waited for, counted from when
+	// Ferry first saw it (status.candidate.discoveredAt), before it is rejected: CI often pushes an image and
+	// signs it moments later. Meanwhile one Normal AwaitingSignature event says so, Ready is not set to False,
+	// and the source is asked again every few seconds. A signature that is present but invalid, or made by a
+	// signer the policy does not accept, is rejected at once. "0s" rejects an unsigned digest at once; at most 1h.
+	// +optional
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="spec.verification.signatureGracePeriod: must be between 0s and 1h",reason="FieldValueInvalid"
+	SignatureGracePeriod *metav1.Duration `json:"signatureGracePeriod,omitempty"`
 }
 
 // PublicKeySource is a cosign public key held in a Secret.

@@ -62,6 +62,13 @@ type PromotionStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Stages []StageStatus `json:"stages,omitempty"`
+
+	// Notifications are the messages owed to receivers of spec.notifications and not yet delivered, oldest first
+	// (see docs/notifications.md).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Notifications []PendingNotification `json:"notifications,omitempty"`
 }
 
 // CandidateStatus is the newest digest discovered at the source.
@@ -90,6 +97,11 @@ type CandidateStatus struct {
 	// Message explains a failed verification.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// SignatureDeadline is set while the candidate carries no signature yet: it is waited for until then
+	// (spec.verification.signatureGracePeriod after discoveredAt), and rejected after.
+	// +optional
+	SignatureDeadline *metav1.Time `json:"signatureDeadline,omitempty"`
 }
 
 // StageStatus is the state of one stage.
@@ -138,6 +150,12 @@ type StageStatus struct {
 	// +optional
 	PullRequest *PullRequestStatus `json:"pullRequest,omitempty"`
 
+	// Evidence is what Ferry verified, in this stage's registry, of the digest it last copied here (the in-flight
+	// digest, then the one running): signers, the policy that accepted them, attestations. Its digest says which
+	// digest it is about.
+	// +optional
+	Evidence *DigestEvidence `json:"evidence,omitempty"`
+
 	// Hold keeps the stage on a rolled-back digest until a newer digest arrives or the hold is cleared.
 	// +optional
 	Hold *HoldStatus `json:"hold,omitempty"`
@@ -184,6 +202,12 @@ type PullRequestStatus struct {
 	// Approver is who merged the pull request, once merged.
 	// +optional
 	Approver string `json:"approver,omitempty"`
+
+	// ReportedHash is a hash of what Ferry last showed on the pull request (its evidence comment and the commit
+	// status of its head), so that an unchanged report is not sent again.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ReportedHash string `json:"reportedHash,omitempty"`
 }
 
 // HoldStatus keeps a stage on a digest after a rollback.

@@ -43,7 +43,12 @@ func main() {
 	bindFlags(flag.CommandLine, &o)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
+	showVersion := flag.Bool("version", false, "Print the version, commit and image (from $"+version.ImageEnv+"), then exit.")
 	flag.Parse()
+	if *showVersion {
+		fmt.Print(versionText(version.Get()))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
@@ -60,6 +65,8 @@ type options struct {
 	metricsCertPath                                              string
 	webhookAddr, webhookTokenFile, webhookHMACSecretFile         string
 	webhookCertPath                                              string
+	forgeWebhookSecretFile                                       string
+	approvalPollInterval                                         time.Duration
 	leaderElect                                                  bool
 	watchNamespaces                                              string
 	concurrency                                                  int
@@ -88,6 +95,7 @@ func bindTenancyFlags(fs *flag.FlagSet, t *tenancyOptions) {
 const (
 	envWebhookToken      = "FERRY_WEBHOOK_TOKEN"
 	envWebhookHMACSecret = "FERRY_WEBHOOK_HMAC_SECRET"
+	envForgeSecret       = "FERRY_FORGE_WEBHOOK_SECRET"
 )
 
 func bindFlags(fs *flag.FlagSet, o *options) {
@@ -98,9 +106,11 @@ func bindFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address Go's /debug/pprof profiles bind to, for memory and CPU investigations; \"0\" (the default) disables them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader so that only one controller replica acts at a time.")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (defaults to the pod's namespace).")
-	fs.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST "+webhook.Path+") binds to; \"0\" disables it. It needs --webhook-token-file or --webhook-hmac-secret-file (or $"+envWebhookToken+" or $"+envWebhookHMACSecret+").")
+	fs.StringVar(&o.webhookAddr, "webhook-bind-address", ":9090", "Address the registry push notification endpoint (POST "+webhook.Path+") and the forge endpoints (POST "+webhook.ForgePathPrefix+"<forge>) bind to; \"0\" disables them. It needs --webhook-token-file or --webhook-hmac-secret-file (or $"+envWebhookToken+" or $"+envWebhookHMACSecret+"), or --forge-webhook-secret-file (or $"+envForgeSecret+") for forge events only.")
 	fs.StringVar(&o.webhookTokenFile, "webhook-token-file", "", "File holding the token registry notifications must present, as \"Authorization: Bearer <token>\" or \"?token=<token>\" (at least 16 bytes; surrounding blanks are ignored). $"+envWebhookToken+" may hold it instead.")
 	fs.StringVar(&o.webhookHMACSecretFile, "webhook-hmac-secret-file", "", "File holding the secret of registries that sign notifications: \""+webhook.SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>\" (at least 16 bytes). $"+envWebhookHMACSecret+" may hold it instead. With a token too, either is accepted.")
+	fs.StringVar(&o.forgeWebhookSecretFile, "forge-webhook-secret-file", "", "File holding the secret of forge webhooks (POST "+webhook.ForgePathPrefix+"gitea, github or gitlab on the webhook's address): Gitea and GitHub sign each event with it, GitLab sends it as its secret token (at least 16 bytes). $"+envForgeSecret+" may hold it instead. Without it the forge endpoints are not served.")
+	fs.DurationVar(&o.approvalPollInterval, "approval-poll-interval", controllers.DefaultApprovalPollInterval, "How often an open approval pull request (and an analysis held for a person) is looked at when no forge webhook event arrives.")
 	fs.StringVar(&o.webhookCertPath, "webhook-cert-path", "", "Folder holding tls.crt and tls.key: serve the registry webhook over HTTPS, reloading them when they change; empty: plain HTTP.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose Promotions this controller serves (and whose Secrets and ConfigMaps it watches by name); empty: every namespace.")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "How many Promotions are reconciled at once.")
@@ -125,8 +135,11 @@ func run(ctx context.Context, o options) error {
 	if err := o.audit.check(); err != nil {
 		return err
 	}
+	if o.approvalPollInterval < time.Second {
+		return fmt.Errorf("--approval-poll-interval=%s: want at least 1s", o.approvalPollInterval)
+	}
 	log := ctrl.Log.WithName("setup")
-	log.Info("starting ferry-controller", "version", version.Get().String())
+	log.Info("starting ferry-controller", "version", version.Get().String(), "image", version.Image())
 	log.Info("memory", "gcPercent", applyGCDefaults(), "softLimitBytes", applyContainerMemoryLimit(cgroupLimitFiles))
 
 	scheme := runtime.NewScheme()
@@ -165,12 +178,13 @@ func run(ctx context.Context, o options) error {
 		NoCrossNamespaceSync:  o.tenancy.noCrossNamespaceSync,
 		ReconcileTimeout:      o.tenancy.reconcileTimeout,
 		AuditWebhook:          o.audit.port != 0,
+		ApprovalPollInterval:  o.approvalPollInterval,
 	}
 	sync.SetKubeconfigPolicy(sync.KubeconfigPolicy{AllowInsecureTLS: o.tenancy.allowInsecureKubeconfig, AllowProxy: o.tenancy.allowKubeProxy})
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	if err := addWebhook(mgr, r.Pushed, o, creds); err != nil {
+	if err := addWebhook(mgr, r.Pushed, r.ForgeChanged, o, creds); err != nil {
 		return err
 	}
 	if err := addAuditWebhook(mgr, o.audit); err != nil {
@@ -264,7 +278,7 @@ func newEngines(cacheDir string) (controllers.Engines, error) {
 
 // webhookCredentials are the shared secrets registry notifications must prove. They are never logged.
 type webhookCredentials struct {
-	token, hmacSecret []byte
+	token, hmacSecret, forgeSecret []byte
 }
 
 // loadWebhookCredentials reads the webhook's token and HMAC secret from their files or environment variables,
@@ -272,22 +286,32 @@ type webhookCredentials struct {
 func loadWebhookCredentials(o options) (webhookCredentials, error) {
 	token, tokenErr := readCredential("--webhook-token-file", o.webhookTokenFile, envWebhookToken)
 	secret, secretErr := readCredential("--webhook-hmac-secret-file", o.webhookHMACSecretFile, envWebhookHMACSecret)
+	forgeSecret, forgeErr := readCredential("--forge-webhook-secret-file", o.forgeWebhookSecretFile, envForgeSecret)
 	if o.webhookAddr == "0" {
 		return webhookCredentials{}, nil
 	}
-	if err := errors.Join(tokenErr, secretErr); err != nil {
+	if err := errors.Join(tokenErr, secretErr, forgeErr); err != nil {
 		return webhookCredentials{}, err
+	}
+	if len(forgeSecret) > 0 {
+		if err := webhook.ValidateForgeSecret(forgeSecret); err != nil {
+			return webhookCredentials{}, fmt.Errorf("forge webhook: %w", err)
+		}
+		if len(token) == 0 && len(secret) == 0 {
+			return webhookCredentials{forgeSecret: forgeSecret}, nil // forge events only
+		}
 	}
 	if len(token) == 0 && len(secret) == 0 {
 		return webhookCredentials{}, fmt.Errorf("the registry webhook (--webhook-bind-address=%s) accepts notifications only from "+
 			"callers that prove a shared secret: give it a bearer token (--webhook-token-file, or $%s) or an HMAC secret "+
-			"for registries that sign (--webhook-hmac-secret-file, or $%s); --webhook-bind-address=0 turns it off",
-			o.webhookAddr, envWebhookToken, envWebhookHMACSecret)
+			"for registries that sign (--webhook-hmac-secret-file, or $%s), or serve forge events only "+
+			"(--forge-webhook-secret-file, or $%s); --webhook-bind-address=0 turns it off",
+			o.webhookAddr, envWebhookToken, envWebhookHMACSecret, envForgeSecret)
 	}
 	if err := webhook.ValidateCredentials(token, secret); err != nil {
 		return webhookCredentials{}, fmt.Errorf("registry webhook: %w", err)
 	}
-	return webhookCredentials{token: token, hmacSecret: secret}, nil
+	return webhookCredentials{token: token, hmacSecret: secret, forgeSecret: forgeSecret}, nil
 }
 
 // readCredential reads a credential from file, or else from the environment variable env, which it removes
@@ -318,7 +342,8 @@ func readCredential(flagName, file, env string) ([]byte, error) {
 // addWebhook serves registry push notifications, which make the Promotions following a repository reconcile at
 // once; polling stays the fallback. Every replica serves; one that does not lead answers 503 until it is
 // elected, so that the registry retries and reaches the leader.
-func addWebhook(mgr manager.Manager, pushed func(repository string) bool, o options, creds webhookCredentials) error {
+func addWebhook(mgr manager.Manager, pushed func(repository string) bool, forgeChanged func(webhook.ForgeChange) bool,
+	o options, creds webhookCredentials) error {
 	if o.webhookAddr == "0" {
 		return nil
 	}
@@ -337,11 +362,13 @@ func addWebhook(mgr manager.Manager, pushed func(repository string) bool, o opti
 		tlsConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	srv, err := webhook.NewServer(o.webhookAddr, webhook.Config{
-		Token:      creds.token,
-		HMACSecret: creds.hmacSecret,
-		Pushed:     pushed,
-		Leader:     mgr.Elected(),
-		Log:        ctrl.Log.WithName("webhook"),
+		Token:        creds.token,
+		HMACSecret:   creds.hmacSecret,
+		Pushed:       pushed,
+		ForgeSecret:  creds.forgeSecret,
+		ForgeChanged: forgeChanged,
+		Leader:       mgr.Elected(),
+		Log:          ctrl.Log.WithName("webhook"),
 	}, tlsConfig)
 	if err != nil {
 		return fmt.Errorf("registry webhook: %w", err)

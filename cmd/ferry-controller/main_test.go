@@ -256,7 +256,7 @@ func startReplica(t *testing.T, cfg *rest.Config, args ...string) *replica {
 		t.Fatal(err)
 	}
 	r := &replica{mgr: mgr, pushes: &pushes{}, stopped: make(chan error, 1)}
-	if err := addWebhook(mgr, r.pushes.pushed, o, creds); err != nil {
+	if err := addWebhook(mgr, r.pushes.pushed, nil, o, creds); err != nil {
 		t.Fatal(err)
 	}
 	scheme := "http"

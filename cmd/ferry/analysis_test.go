@@ -8,6 +8,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -202,10 +203,10 @@ func TestPhaseCell(t *testing.T) {
 		// Rolled back from a digest whose analysis passed: the verdict is not the running digest's.
 		{ferryv1.StageStatus{Name: "prod", Phase: ferryv1.PhaseRolledBack, Digest: "sha256:" + strings.Repeat("a", 64),
 			Analysis: &ferryv1.AnalysisStatus{Phase: ferryv1.AnalysisPassed, Digest: "sha256:" + strings.Repeat("b", 64)}},
-			"RolledBack, analysis of " + shortDigest("sha256:"+strings.Repeat("b", 64)) + " Passed"},
+			"RolledBack, analysis of " + promotionctl.ShortDigest("sha256:"+strings.Repeat("b", 64)) + " Passed"},
 	} {
-		if got := phaseCell(p, tc.s); got != tc.want {
-			t.Errorf("phaseCell(%+v) = %q, want %q", tc.s, got, tc.want)
+		if got := promotionctl.PhaseSummary(p, tc.s); got != tc.want {
+			t.Errorf("promotionctl.PhaseSummary(%+v) = %q, want %q", tc.s, got, tc.want)
 		}
 	}
 }

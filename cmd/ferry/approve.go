@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 )
 
 func init() {
@@ -20,7 +21,7 @@ func init() {
 // or abort. Both commands check the stage's state first and refuse, changing nothing, when the decision makes no
 // sense there, unless --force.
 type decision struct {
-	kind                 requestKind
+	kind                 promotionctl.RequestKind
 	short, long, example string
 	verb                 string // "Approving"
 	stageHelp, forceHelp string
@@ -30,7 +31,7 @@ type decision struct {
 
 func newApproveCmd() *cobra.Command {
 	return newDecisionCmd(decision{
-		kind:  approveRequestKind,
+		kind:  promotionctl.ApproveRequest,
 		short: "Let a held canary or analysis of a stage go on",
 		long: "Approve the analysis of a stage that Ferry holds for a person (its phase is Held: the missing-data\n" +
 			"budget or the outage deadline ran out, or a baseline comparison was Marginal) by setting the\n" +
@@ -41,7 +42,7 @@ func newApproveCmd() *cobra.Command {
 		verb:      "Approving",
 		stageHelp: "stage whose held analysis to approve (required)",
 		forceHelp: "set the annotation even when the analysis is not Held",
-		check:     approvable,
+		check:     promotionctl.Approvable,
 		next: func(ferryv1.StageStatus) string {
 			return "Ferry's controller will record who approved, start the missing-data budget again and accept a " +
 				"Marginal comparison, then remove the annotation."
@@ -51,7 +52,7 @@ func newApproveCmd() *cobra.Command {
 
 func newAbortCmd() *cobra.Command {
 	return newDecisionCmd(decision{
-		kind:  abortRequestKind,
+		kind:  promotionctl.AbortRequest,
 		short: "Fail the canary or analysis under way in a stage now and return it to its previous digest",
 		long: "Abort the canary or analysis under way in a stage by setting the " + ferryv1.AbortAnnotation + " annotation.\n" +
 			"Ferry fails the run, commits the previous digest back to Git whatever the rollback policy says, records\n" +
@@ -61,11 +62,11 @@ func newAbortCmd() *cobra.Command {
 		verb:      "Aborting",
 		stageHelp: "stage whose canary or analysis to abort (required)",
 		forceHelp: "set the annotation even when no canary or analysis is under way",
-		check:     abortable,
+		check:     promotionctl.Abortable,
 		next: func(s ferryv1.StageStatus) string {
 			previous := "the previous digest"
-			if d := abortTarget(s); d != "" {
-				previous += " (" + shortDigest(d) + ")"
+			if d := promotionctl.AbortTarget(s); d != "" {
+				previous += " (" + promotionctl.ShortDigest(d) + ")"
 			}
 			return "Ferry's controller will fail the run and commit " + previous + " back to Git, then remove the annotation."
 		},
@@ -79,7 +80,7 @@ func newDecisionCmd(d decision) *cobra.Command {
 		force bool
 	)
 	cmd := &cobra.Command{
-		Use:     d.kind.command + " NAME --stage STAGE",
+		Use:     d.kind.Command + " NAME --stage STAGE",
 		Short:   d.short,
 		Long:    d.long,
 		Example: d.example,
@@ -105,15 +106,15 @@ func runDecision(ctx context.Context, out io.Writer, c client.Client, ns, name, 
 		s        ferryv1.StageStatus
 		overrode error // what --force overrode
 	)
-	err := d.kind.request(ctx, c, ns, name, func(got *ferryv1.Promotion) (string, error) {
+	err := d.kind.Request(ctx, c, ns, name, func(got *ferryv1.Promotion) (string, error) {
 		var err error
-		if s, err = findStage(got, stage); err != nil {
+		if s, err = promotionctl.FindStage(got, stage); err != nil {
 			return "", err
 		}
 		p, overrode = got, nil
 		if err := d.check(got, s); err != nil {
 			if !force {
-				return "", fmt.Errorf("%w (--force sets %s anyway)", err, d.kind.annotation)
+				return "", fmt.Errorf("%w (--force sets %s anyway)", err, d.kind.Annotation)
 			}
 			overrode = err
 		}
@@ -123,7 +124,7 @@ func runDecision(ctx context.Context, out io.Writer, c client.Client, ns, name, 
 		return err
 	}
 	fmt.Fprintf(out, "%s %s in stage %s of promotion %s: set %s=%s\n", d.verb, runOf(p, s), s.Name, p.Name,
-		d.kind.annotation, stage)
+		d.kind.Annotation, stage)
 	if overrode != nil {
 		fmt.Fprintf(out, "Set with --force although %v.\n", overrode)
 	}
@@ -132,76 +133,18 @@ func runDecision(ctx context.Context, out io.Writer, c client.Client, ns, name, 
 	return nil
 }
 
-// approvable says why a stage has no analysis waiting for approval.
-func approvable(p *ferryv1.Promotion, s ferryv1.StageStatus) error {
-	a := s.Analysis
-	if a == nil {
-		return fmt.Errorf("stage %q of promotion %q has no analysis to approve (phase %s)", s.Name, p.Name, orDash(string(s.Phase)))
-	}
-	if a.Phase != ferryv1.AnalysisHeld {
-		return fmt.Errorf("the analysis of stage %q of promotion %q is %s, not Held%s: only a held analysis "+
-			"waits for approval", s.Name, p.Name, orDash(string(a.Phase)), because(a.Message))
-	}
-	return nil
-}
-
-// abortable says why a stage has no canary or analysis under way to abort.
-func abortable(p *ferryv1.Promotion, s ferryv1.StageStatus) error {
-	a := s.Analysis
-	switch {
-	case a == nil && s.Phase == ferryv1.PhaseCanary:
-		return nil // a canary without an analysis
-	case a == nil:
-		return fmt.Errorf("stage %q of promotion %q has no canary or analysis under way (phase %s): there is "+
-			"nothing to abort", s.Name, p.Name, orDash(string(s.Phase)))
-	case a.Phase == ferryv1.AnalysisPassed || a.Phase == ferryv1.AnalysisFailed:
-		return fmt.Errorf("the analysis of stage %q of promotion %q already ended: %s%s: there is nothing to abort",
-			s.Name, p.Name, a.Phase, because(a.Message))
-	}
-	return nil
-}
-
 // runOf names what a decision is about: "the canary of sha256:… at step 2/3 (50%)" or "the analysis of sha256:…".
 func runOf(p *ferryv1.Promotion, s ferryv1.StageStatus) string {
 	a := s.Analysis
 	if a == nil {
 		if s.Phase == ferryv1.PhaseCanary {
-			return "the canary of " + shortDigest(s.InFlightDigest)
+			return "the canary of " + promotionctl.ShortDigest(s.InFlightDigest)
 		}
 		return "the analysis"
 	}
 	if a.Step != nil {
-		return fmt.Sprintf("the canary of %s at step %s (%d%%, analysis %s)", shortDigest(a.Digest), stepOf(p, s.Name, a),
-			a.Weight, orDash(string(a.Phase)))
+		return fmt.Sprintf("the canary of %s at step %s (%d%%, analysis %s)", promotionctl.ShortDigest(a.Digest), promotionctl.StepOf(p, s.Name, a),
+			a.Weight, promotionctl.OrDash(string(a.Phase)))
 	}
-	return fmt.Sprintf("the analysis of %s (%s)", shortDigest(a.Digest), orDash(string(a.Phase)))
-}
-
-// abortTarget is the digest an abort returns the stage to, as far as the status tells: during a canary the
-// stable workload still runs it; during the soak it is the newest other digest promoted in the stage.
-func abortTarget(s ferryv1.StageStatus) string {
-	analysed := s.InFlightDigest
-	if s.Analysis != nil && s.Analysis.Digest != "" {
-		analysed = s.Analysis.Digest
-	}
-	if analysed == "" {
-		analysed = s.Digest // nothing in flight: the soak of the running digest
-	}
-	if s.Digest != "" && s.Digest != analysed {
-		return s.Digest
-	}
-	for _, h := range newestFirst(s.History) {
-		if h.Outcome == ferryv1.OutcomePromoted && h.Digest != analysed {
-			return h.Digest
-		}
-	}
-	return ""
-}
-
-// because appends a status message to an explanation, when there is one.
-func because(message string) string {
-	if c := cell(message); c != "-" {
-		return " (" + c + ")"
-	}
-	return ""
+	return fmt.Sprintf("the analysis of %s (%s)", promotionctl.ShortDigest(a.Digest), promotionctl.OrDash(string(a.Phase)))
 }

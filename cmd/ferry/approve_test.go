@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -220,15 +221,15 @@ func TestForceSetsTheAnnotationAnyway(t *testing.T) {
 // digest promoted in the stage.
 func TestAbortTarget(t *testing.T) {
 	canary := canaryStages(ferryv1.AnalysisRunning, "")[2]
-	if got := abortTarget(canary); got != digestB {
+	if got := promotionctl.AbortTarget(canary); got != digestB {
 		t.Errorf("canary: %s, want %s", got, digestB)
 	}
 	soak := fixtureStages()[2] // runs B, analysed in its soak; A was promoted before it
 	soak.Phase, soak.Analysis = ferryv1.PhaseSoaking, &ferryv1.AnalysisStatus{Digest: digestB, Run: ferryv1.RunSoak}
-	if got := abortTarget(soak); got != digestA {
+	if got := promotionctl.AbortTarget(soak); got != digestA {
 		t.Errorf("soak: %s, want %s", got, digestA)
 	}
-	if got := abortTarget(ferryv1.StageStatus{Name: "prod", Digest: digestB}); got != "" {
+	if got := promotionctl.AbortTarget(ferryv1.StageStatus{Name: "prod", Digest: digestB}); got != "" {
 		t.Errorf("nothing to return to: %s", got)
 	}
 }

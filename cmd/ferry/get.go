@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 )
 
 func init() { register(newGetCmd) }
@@ -96,7 +97,7 @@ func printStages(out io.Writer, items []ferryv1.Promotion, withNamespace bool) {
 		if c := apimeta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionReady); c != nil {
 			ready, reason = string(c.Status), c.Reason
 		}
-		for j, stage := range stageRows(p) {
+		for j, stage := range promotionctl.StageRows(p) {
 			cols := []string{"", "", ""}
 			if j == 0 {
 				cols = []string{p.Name, ready, reason}
@@ -108,28 +109,11 @@ func printStages(out io.Writer, items []ferryv1.Promotion, withNamespace bool) {
 				}
 				cols = append([]string{ns}, cols...)
 			}
-			cols = append(cols, stage.Name, phaseCell(p, stage), shortDigest(stage.Digest), since(stage))
+			cols = append(cols, stage.Name, promotionctl.PhaseSummary(p, stage), promotionctl.ShortDigest(stage.Digest), since(stage))
 			fmt.Fprintln(w, strings.Join(cols, "\t"))
 		}
 	}
 	_ = w.Flush()
-}
-
-// stageRows lists the stages in spec order, with status where the controller has recorded it.
-func stageRows(p *ferryv1.Promotion) []ferryv1.StageStatus {
-	byName := make(map[string]ferryv1.StageStatus, len(p.Status.Stages))
-	for _, s := range p.Status.Stages {
-		byName[s.Name] = s
-	}
-	rows := make([]ferryv1.StageStatus, 0, len(p.Spec.Stages))
-	for _, spec := range p.Spec.Stages {
-		s, ok := byName[spec.Name]
-		if !ok {
-			s = ferryv1.StageStatus{Name: spec.Name, Phase: "-"}
-		}
-		rows = append(rows, s)
-	}
-	return rows
 }
 
 func printConditions(out io.Writer, p *ferryv1.Promotion) {
@@ -141,17 +125,6 @@ func printConditions(out io.Writer, p *ferryv1.Promotion) {
 	for _, c := range p.Status.Conditions {
 		fmt.Fprintf(out, "  %s=%s (%s): %s\n", c.Type, c.Status, c.Reason, c.Message)
 	}
-}
-
-// shortDigest keeps a digest readable in a table: sha256: and 12 hex characters.
-func shortDigest(d string) string {
-	if d == "" {
-		return "<none>"
-	}
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }
 
 func since(s ferryv1.StageStatus) string {

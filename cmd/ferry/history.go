@@ -5,18 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 )
 
 func init() { register(newHistoryCmd) }
@@ -33,7 +30,9 @@ func newHistoryCmd() *cobra.Command {
 		Long: "Show each stage's bounded history from the Promotion's status, newest first: when the outcome was\n" +
 			"reached, the digest, the outcome (Promoted, Failed, RolledBack, Superseded, Rejected), Ferry's commit, who\n" +
 			"approved, the verified signers, the pull request and the reason. These are the digests `ferry rollback`\n" +
-			"can return to. -o wide prints full digests and commits; -o json prints everything.",
+			"can return to. A digest still in flight (copying, awaiting approval, soaking…) comes first, as\n" +
+			"in-flight:<phase> since it entered the stage, with its approver (or pending, or automatic) and source.\n" +
+			"-o wide prints full digests and commits; -o json prints everything.",
 		Example: "  ferry history shop\n  ferry history shop --stage prod -o wide",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -55,10 +54,12 @@ func newHistoryCmd() *cobra.Command {
 
 // stageHistory is one stage's history as `ferry history -o json` prints it.
 type stageHistory struct {
-	Name    string                      `json:"name"`
-	Phase   ferryv1.StagePhase          `json:"phase,omitempty"`
-	Digest  string                      `json:"digest,omitempty"`
-	History []ferryv1.StageHistoryEntry `json:"history"`
+	Name   string             `json:"name"`
+	Phase  ferryv1.StagePhase `json:"phase,omitempty"`
+	Digest string             `json:"digest,omitempty"`
+	// InFlight is the digest the stage is taking now, if any (see inFlight).
+	InFlight *inFlight                   `json:"inFlight,omitempty"`
+	History  []ferryv1.StageHistoryEntry `json:"history"`
 }
 
 type historyOutput struct {
@@ -68,13 +69,13 @@ type historyOutput struct {
 }
 
 func runHistory(ctx context.Context, out io.Writer, c client.Reader, ns, name, stage, output string) error {
-	p, err := getPromotion(ctx, c, ns, name)
+	p, err := promotionctl.Get(ctx, c, ns, name)
 	if err != nil {
 		return err
 	}
-	rows := stageRows(p)
+	rows := promotionctl.StageRows(p)
 	if stage != "" {
-		s, err := findStage(p, stage)
+		s, err := promotionctl.FindStage(p, stage)
 		if err != nil {
 			return err
 		}
@@ -83,7 +84,7 @@ func runHistory(ctx context.Context, out io.Writer, c client.Reader, ns, name, s
 	res := historyOutput{Namespace: p.Namespace, Promotion: p.Name}
 	for _, s := range rows {
 		res.Stages = append(res.Stages, stageHistory{Name: s.Name, Phase: s.Phase, Digest: s.Digest,
-			History: newestFirst(s.History)})
+			InFlight: inFlightOf(p, s), History: promotionctl.NewestFirst(s.History)})
 	}
 	if output == "json" {
 		return writeJSON(out, res)
@@ -97,56 +98,22 @@ func printHistory(out io.Writer, res historyOutput, wide bool) {
 	fmt.Fprintln(w, "STAGE\tTIME\tDIGEST\tOUTCOME\tCOMMIT\tAPPROVER\tSIGNERS\tPULL REQUEST\tREASON")
 	var empty []string
 	for _, s := range res.Stages {
-		if len(s.History) == 0 {
+		if len(s.History) == 0 && s.InFlight == nil {
 			empty = append(empty, s.Name)
 		}
+		if s.InFlight != nil {
+			fmt.Fprintln(w, inFlightRow(s.Name, s.InFlight, wide))
+		}
 		for _, h := range s.History {
-			fmt.Fprintln(w, strings.Join([]string{cell(s.Name), formatTime(h.Time.Time), digestCell(h.Digest, wide),
-				cell(string(h.Outcome)), commitCell(h.CommitSHA, wide), cell(h.Approver),
-				cell(strings.Join(h.Signers, ",")), cell(h.PullRequestURL), cell(h.Reason)}, "\t"))
+			fmt.Fprintln(w, strings.Join([]string{promotionctl.Cell(s.Name), formatTime(h.Time.Time), digestCell(h.Digest, wide),
+				promotionctl.Cell(string(h.Outcome)), commitCell(h.CommitSHA, wide), promotionctl.Cell(h.Approver),
+				promotionctl.Cell(strings.Join(h.Signers, ",")), promotionctl.Cell(h.PullRequestURL), promotionctl.Cell(h.Reason)}, "\t"))
 		}
 	}
 	_ = w.Flush()
 	for _, name := range empty {
 		fmt.Fprintf(out, "Stage %s has no history yet.\n", name)
 	}
-}
-
-// getPromotion reads one Promotion, with an error that names it and its namespace when it does not exist.
-func getPromotion(ctx context.Context, c client.Reader, ns, name string) (*ferryv1.Promotion, error) {
-	var p ferryv1.Promotion
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("promotion %q not found in namespace %q", name, ns)
-		}
-		return nil, fmt.Errorf("reading promotion %q in namespace %q: %w", name, ns, err)
-	}
-	return &p, nil
-}
-
-// findStage returns the status of the stage the spec declares under name (empty when the controller has not
-// recorded it yet), or an error for --stage that lists the stages there are.
-func findStage(p *ferryv1.Promotion, name string) (ferryv1.StageStatus, error) {
-	var names []string
-	for _, s := range stageRows(p) {
-		if s.Name == name {
-			if s.Phase == "-" { // stageRows' placeholder for a stage without status
-				s.Phase = ""
-			}
-			return s, nil
-		}
-		names = append(names, s.Name)
-	}
-	return ferryv1.StageStatus{}, fmt.Errorf("--stage %q: promotion %q has no such stage (stages: %s)",
-		name, p.Name, strings.Join(names, ", "))
-}
-
-// newestFirst orders history by time, newest first. Status already keeps that order; sorting guards output
-// against a hand-edited status.
-func newestFirst(h []ferryv1.StageHistoryEntry) []ferryv1.StageHistoryEntry {
-	out := append([]ferryv1.StageHistoryEntry{}, h...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time.Time) })
-	return out
 }
 
 func checkOutput(output string, allowed ...string) error {
@@ -164,26 +131,11 @@ func writeJSON(out io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// cell makes a status value safe for one table cell: status text can come from outside (a forge user name, a
-// registry error), so control characters that would break the table or drive the terminal become spaces.
-func cell(s string) string {
-	s = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s))
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func digestCell(d string, wide bool) string {
 	if wide {
-		return cell(d)
+		return promotionctl.Cell(d)
 	}
-	return cell(shortDigest(d))
+	return promotionctl.Cell(promotionctl.ShortDigest(d))
 }
 
 // commitCell shortens a commit SHA the way `git log --oneline` readers expect.
@@ -191,7 +143,7 @@ func commitCell(sha string, wide bool) string {
 	if !wide && len(sha) > 12 {
 		sha = sha[:12]
 	}
-	return cell(sha)
+	return promotionctl.Cell(sha)
 }
 
 func formatTime(t time.Time) string {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -121,11 +122,11 @@ func TestHistoryListsEachStageNewestFirst(t *testing.T) {
 		t.Errorf("no header:\n%s", out)
 	}
 	want := [][]string{
-		{"prod", "2026-03-01T18:00:00Z", shortDigest(digestX), "Rejected", "-", "-", "release-team",
+		{"prod", "2026-03-01T18:00:00Z", promotionctl.ShortDigest(digestX), "Rejected", "-", "-", "release-team",
 			"http://127.0.0.1:3000/acme/shop-deploy/pulls/8", "pull", "request", "closed", "without", "merge"},
-		{"prod", "2026-03-01T17:00:00Z", shortDigest(digestB), "Promoted", strings.Repeat("3", 12), "alice",
+		{"prod", "2026-03-01T17:00:00Z", promotionctl.ShortDigest(digestB), "Promoted", strings.Repeat("3", 12), "alice",
 			"release-team", "http://127.0.0.1:3000/acme/shop-deploy/pulls/7", "-"},
-		{"prod", "2026-03-01T13:00:00Z", shortDigest(digestA), "Promoted", strings.Repeat("1", 12), "bob",
+		{"prod", "2026-03-01T13:00:00Z", promotionctl.ShortDigest(digestA), "Promoted", strings.Repeat("1", 12), "bob",
 			"release-team", "-", "-"},
 	}
 	rows := tableRows(out)
@@ -143,10 +144,10 @@ func TestHistoryListsEachStageNewestFirst(t *testing.T) {
 		t.Fatalf("ferry history -o wide: %v", err)
 	}
 	rows = tableRows(out)
-	if len(rows) != 4+1+3 {
-		t.Fatalf("%d rows for every stage, want 8:\n%s", len(rows), out)
+	if len(rows) != 4+1+1+3 {
+		t.Fatalf("%d rows for every stage, want 9 (staging's in-flight digest first):\n%s", len(rows), out)
 	}
-	if rows[0][0] != "dev" || rows[4][0] != "staging" || rows[5][0] != "prod" {
+	if rows[0][0] != "dev" || rows[4][0] != "staging" || rows[4][3] != "in-flight:Soaking" || rows[5][0] != "staging" || rows[6][0] != "prod" {
 		t.Errorf("stages out of spec order:\n%s", out)
 	}
 	if rows[0][2] != digestC || rows[0][4] != strings.Repeat("c0", 20) {
@@ -223,8 +224,8 @@ func TestCellKeepsTablesIntact(t *testing.T) {
 		"bidi\u0085next":         "bidi next",
 		"ünïcode stays readable": "ünïcode stays readable",
 	} {
-		if got := cell(in); got != want {
-			t.Errorf("cell(%q) = %q, want %q", in, got, want)
+		if got := promotionctl.Cell(in); got != want {
+			t.Errorf("promotionctl.Cell(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

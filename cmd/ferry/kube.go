@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +33,23 @@ func (k *kubeFlags) bind(cmd *cobra.Command, withAll bool) {
 
 // client returns a client for Ferry's API and the namespace the command works in.
 func (k *kubeFlags) client() (client.Client, string, error) {
+	cfg, ns, err := k.restConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	scheme, err := ferryScheme()
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	return c, ns, nil
+}
+
+// restConfig loads the user's kubeconfig as kubectl does, and the namespace the command works in.
+func (k *kubeFlags) restConfig() (*rest.Config, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = k.kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: k.context}
@@ -47,16 +65,17 @@ func (k *kubeFlags) client() (client.Client, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("reading the namespace from kubeconfig: %w", err)
 	}
+	return cfg, ns, nil
+}
+
+// ferryScheme knows Ferry's types and the SelfSubjectReview that names the user who asks.
+func ferryScheme() (*runtime.Scheme, error) {
 	scheme := runtime.NewScheme()
 	if err := ferryv1.AddToScheme(scheme); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := authenticationv1.AddToScheme(scheme); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, "", fmt.Errorf("connecting to the cluster: %w", err)
-	}
-	return c, ns, nil
+	return scheme, nil
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 )
 
 func init() { register(newRollbackCmd) }
@@ -49,9 +50,9 @@ func newRollbackCmd() *cobra.Command {
 		Example: "  ferry rollback shop --stage prod\n  ferry rollback shop --stage prod --to sha256:4f1c2a9be0d7 --timeout 20m",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var to *digestArg
+			var to *promotionctl.DigestArg
 			if o.to != "" {
-				d, err := parseDigestArg("--to", o.to)
+				d, err := promotionctl.ParseDigestArg("--to", o.to)
 				if err != nil {
 					return err
 				}
@@ -94,13 +95,13 @@ type historyKey struct {
 	time   time.Time
 }
 
-func runRollback(ctx context.Context, out io.Writer, c client.Client, ns, name string, o rollbackOptions, to *digestArg) error {
+func runRollback(ctx context.Context, out io.Writer, c client.Client, ns, name string, o rollbackOptions, to *promotionctl.DigestArg) error {
 	req, err := requestRollback(ctx, c, ns, name, o.stage, to)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Rolling back stage %s of promotion %s from %s to %s: set %s=%s\n",
-		req.stage, req.name, shortDigest(req.from), req.target, ferryv1.RollbackAnnotation, req.value)
+		req.stage, req.name, promotionctl.ShortDigest(req.from), req.target, ferryv1.RollbackAnnotation, req.value)
 	if !o.wait {
 		fmt.Fprintf(out, "Not waiting (--wait=false); follow it with: ferry history %s --stage %s\n", req.name, req.stage)
 		return nil
@@ -109,10 +110,10 @@ func runRollback(ctx context.Context, out io.Writer, c client.Client, ns, name s
 }
 
 // requestRollback validates the request against the Promotion as it is now and sets the annotation (see
-// requestKind.request).
-func requestRollback(ctx context.Context, c client.Client, ns, name, stage string, to *digestArg) (*rollbackRequest, error) {
+// promotionctl.RequestKind.Request).
+func requestRollback(ctx context.Context, c client.Client, ns, name, stage string, to *promotionctl.DigestArg) (*rollbackRequest, error) {
 	var req *rollbackRequest
-	err := rollbackRequestKind.request(ctx, c, ns, name, func(p *ferryv1.Promotion) (string, error) {
+	err := promotionctl.RollbackRequest.Request(ctx, c, ns, name, func(p *ferryv1.Promotion) (string, error) {
 		var err error
 		if req, err = planRollback(p, stage, to); err != nil {
 			return "", err
@@ -125,74 +126,22 @@ func requestRollback(ctx context.Context, c client.Client, ns, name, stage strin
 	return req, nil
 }
 
-// planRollback decides the target digest and the annotation's value, or says why the rollback cannot happen.
-func planRollback(p *ferryv1.Promotion, stage string, to *digestArg) (*rollbackRequest, error) {
-	s, err := findStage(p, stage)
+// planRollback decides the target digest and the annotation's value (promotionctl.PlanRollback), or says why the
+// rollback cannot happen, and keeps what it needs to recognise the controller's answer.
+func planRollback(p *ferryv1.Promotion, stage string, to *promotionctl.DigestArg) (*rollbackRequest, error) {
+	plan, err := promotionctl.PlanRollback(p, stage, to)
 	if err != nil {
 		return nil, err
 	}
-	req := &rollbackRequest{namespace: p.Namespace, name: p.Name, stage: stage, from: s.Digest, value: stage,
-		explicit: to != nil, history: map[historyKey]bool{}}
-	for _, h := range s.History {
+	req := &rollbackRequest{namespace: p.Namespace, name: p.Name, stage: stage, from: plan.From, target: plan.Target,
+		value: plan.Value, explicit: plan.Explicit, history: map[historyKey]bool{}}
+	for _, h := range plan.Stage.History {
 		req.history[historyKey{h.Digest, h.Time.UTC()}] = true
 	}
 	if c := rollbackStall(p); c != nil {
 		req.staleStall = c.DeepCopy()
 	}
-	if to != nil {
-		req.target, err = explicitTarget(p.Name, s, *to)
-		req.value = stage + "=" + req.target
-	} else {
-		req.target, err = previousDigest(p.Name, s)
-	}
-	if err != nil {
-		return nil, err
-	}
 	return req, nil
-}
-
-// explicitTarget resolves --to against the stage's history.
-func explicitTarget(promotion string, s ferryv1.StageStatus, to digestArg) (string, error) {
-	known := make([]string, 0, len(s.History))
-	for _, h := range s.History {
-		known = append(known, h.Digest)
-	}
-	target, err := to.resolve(known)
-	if err != nil {
-		return "", fmt.Errorf("%w in the history of stage %q (`ferry history %s --stage %s` lists it)",
-			err, s.Name, promotion, s.Name)
-	}
-	if target == s.Digest {
-		return "", fmt.Errorf("--to %s: stage %q already runs that digest", target, s.Name)
-	}
-	// Only a digest that once ran healthy in the stage is a place to return to; the controller refuses others.
-	var outcomes []string
-	for _, h := range s.History {
-		if h.Digest == target {
-			if h.Outcome == ferryv1.OutcomePromoted {
-				return target, nil
-			}
-			outcomes = append(outcomes, string(h.Outcome))
-		}
-	}
-	return "", fmt.Errorf("--to %s: was never promoted in stage %q (its history says %s); only a digest that was "+
-		"promoted there can be rolled back to", target, s.Name, strings.Join(outcomes, ", "))
-}
-
-// previousDigest is what the controller returns to without --to: the newest digest the stage was promoted to
-// before the one it runs now.
-func previousDigest(promotion string, s ferryv1.StageStatus) (string, error) {
-	if s.Digest == "" {
-		return "", fmt.Errorf("stage %q of promotion %q runs no digest yet: there is nothing to roll back", s.Name, promotion)
-	}
-	for _, h := range newestFirst(s.History) {
-		if h.Outcome == ferryv1.OutcomePromoted && h.Digest != s.Digest {
-			return h.Digest, nil
-		}
-	}
-	return "", fmt.Errorf("stage %q of promotion %q has no previous digest: its history holds no promoted digest "+
-		"other than the one it runs (%s); pick one with --to from `ferry history %s --stage %s`",
-		s.Name, promotion, shortDigest(s.Digest), promotion, s.Name)
 }
 
 // waitForRollback follows the Promotion until the controller reports the stage rolled back, printing a line for
@@ -244,11 +193,11 @@ func (w *rollbackWatcher) observe(p *ferryv1.Promotion) (bool, error) {
 	}
 	if h := w.newEntry(s); h != nil && h.Outcome != ferryv1.OutcomePromoted && h.Outcome != ferryv1.OutcomeRolledBack {
 		return false, fmt.Errorf("rolling back stage %s of promotion %s to %s failed: %s: %s",
-			req.stage, req.name, req.target, h.Outcome, cell(h.Reason))
+			req.stage, req.name, req.target, h.Outcome, promotionctl.Cell(h.Reason))
 	}
 	if s.Phase == ferryv1.PhaseFailed && (s.InFlightDigest == req.target || s.Digest == req.target) {
 		return false, fmt.Errorf("rolling back stage %s of promotion %s to %s failed: %s",
-			req.stage, req.name, req.target, cell(s.Message))
+			req.stage, req.name, req.target, promotionctl.Cell(s.Message))
 	}
 	if s.Digest == req.target && (s.Phase == ferryv1.PhaseRolledBack || s.Phase == ferryv1.PhasePromoted || w.newEntry(s) != nil) {
 		fmt.Fprintf(w.out, "Stage %s of promotion %s rolled back to %s.\n", req.stage, req.name, req.target)
@@ -293,7 +242,7 @@ const rollbackField = "metadata.annotations[" + ferryv1.RollbackAnnotation + "]"
 
 // newEntry is the newest history entry for the target that was not there when the rollback was requested.
 func (w *rollbackWatcher) newEntry(s ferryv1.StageStatus) *ferryv1.StageHistoryEntry {
-	for _, h := range newestFirst(s.History) {
+	for _, h := range promotionctl.NewestFirst(s.History) {
 		if h.Digest == w.req.target && !w.req.history[historyKey{h.Digest, h.Time.UTC()}] {
 			return &h
 		}
@@ -312,18 +261,18 @@ func (w *rollbackWatcher) underWay(s ferryv1.StageStatus) bool {
 
 // progress prints the stage's state whenever it changes.
 func (w *rollbackWatcher) progress(s ferryv1.StageStatus) {
-	line := fmt.Sprintf("%s: %s", w.req.stage, orDash(string(s.Phase)))
+	line := fmt.Sprintf("%s: %s", w.req.stage, promotionctl.OrDash(string(s.Phase)))
 	if s.Digest != "" {
-		line += ", running " + shortDigest(s.Digest)
+		line += ", running " + promotionctl.ShortDigest(s.Digest)
 	}
 	if s.InFlightDigest != "" {
-		line += ", in flight " + shortDigest(s.InFlightDigest)
+		line += ", in flight " + promotionctl.ShortDigest(s.InFlightDigest)
 	}
 	if w.pending {
 		line += ", waiting for the controller to pick up the request"
 	}
 	if s.Message != "" {
-		line += ": " + cell(s.Message)
+		line += ": " + promotionctl.Cell(s.Message)
 	}
 	w.print(line)
 }
@@ -354,11 +303,4 @@ func stageStatus(p *ferryv1.Promotion, name string) ferryv1.StageStatus {
 		}
 	}
 	return ferryv1.StageStatus{Name: name}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

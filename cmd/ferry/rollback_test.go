@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+	"github.com/ferrycd/ferry/internal/promotionctl"
 	"github.com/ferrycd/ferry/internal/testenv"
 )
 
@@ -120,7 +121,7 @@ func TestRollbackWaitsForTheController(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	wantFirst := fmt.Sprintf("Rolling back stage prod of promotion shop from %s to %s: set %s=prod",
-		shortDigest(digestB), digestA, ferryv1.RollbackAnnotation)
+		promotionctl.ShortDigest(digestB), digestA, ferryv1.RollbackAnnotation)
 	if lines[0] != wantFirst {
 		t.Errorf("first line:\n got %q\nwant %q", lines[0], wantFirst)
 	}
@@ -143,7 +144,7 @@ func TestRollbackToADigestWithoutWaiting(t *testing.T) {
 	createShop(t, e, ns)
 
 	// A prefix from `ferry history` is enough; the annotation carries the full digest.
-	out, err := runFerry(t, "rollback", "shop", "--stage", "prod", "--to", shortDigest(digestA), "--wait=false",
+	out, err := runFerry(t, "rollback", "shop", "--stage", "prod", "--to", promotionctl.ShortDigest(digestA), "--wait=false",
 		"--kubeconfig", kubeconfig)
 	if err != nil {
 		t.Fatalf("ferry rollback --wait=false: %v\n%s", err, out)
@@ -225,7 +226,7 @@ func TestRollbackTimesOutWhenNoControllerActs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timed out after 1s: the controller has not picked up the rollback request") {
 		t.Errorf("err = %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "prod: Promoted, running "+shortDigest(digestB)+", waiting for the controller to pick up the request") {
+	if !strings.Contains(out, "prod: Promoted, running "+promotionctl.ShortDigest(digestB)+", waiting for the controller to pick up the request") {
 		t.Errorf("no waiting line:\n%s", out)
 	}
 	if v := getShop(t, e, ns, "shop").Annotations[ferryv1.RollbackAnnotation]; v != "prod" {

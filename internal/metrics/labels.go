@@ -84,3 +84,21 @@ func (r RollbackReason) label() string {
 	}
 	return unknown
 }
+
+// NotificationResult is what became of a notification.
+type NotificationResult string
+
+// Results of ferry_notifications_total.
+const (
+	NotificationDelivered NotificationResult = "delivered"
+	NotificationFailed    NotificationResult = "failed"
+	NotificationDropped   NotificationResult = "dropped"
+)
+
+func (r NotificationResult) label() string {
+	switch r {
+	case NotificationDelivered, NotificationFailed, NotificationDropped:
+		return string(r)
+	}
+	return unknown
+}

@@ -23,6 +23,7 @@ const (
 	PullRequestWaitSeconds    = "ferry_pull_request_wait_seconds"
 	AnalysisMeasurementsTotal = "ferry_analysis_measurements_total"
 	AnalysisValue             = "ferry_analysis_value"
+	NotificationsTotal        = "ferry_notifications_total"
 	// WebhookNotificationsDroppedTotal is the controller's, not a Promotion's: it carries no labels.
 	WebhookNotificationsDroppedTotal = "ferry_webhook_notifications_dropped_total"
 )
@@ -38,6 +39,7 @@ const (
 	labelMetric    = "metric"
 	labelTrack     = "track"
 	labelVerdict   = "verdict"
+	labelReceiver  = "receiver"
 )
 
 // Buckets sized for continuous delivery, where a step takes seconds and a promotion through approval and soak
@@ -82,6 +84,7 @@ type Recorder struct {
 	measurements         *prometheus.CounterVec
 	analysisValue        *prometheus.GaugeVec
 	webhookDropped       prometheus.Counter
+	notifications        *prometheus.CounterVec
 
 	// mu guards digests, the digest each stage's info series currently carries, so that the old series is
 	// deleted when the digest changes instead of both reading 1.
@@ -133,6 +136,9 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 			with(labelMetric, labelTrack)),
 		webhookDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: WebhookNotificationsDroppedTotal,
 			Help: "Registry notifications the controller could not queue because too many wake-ups were waiting; the webhook answers 503 so that the registry retries."}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: NotificationsTotal,
+			Help: "Notifications to a Promotion's receivers, by result: delivered, failed (after every retry) or dropped (the outbox was full)."},
+			[]string{labelNamespace, labelPromotion, labelReceiver, labelResult}),
 		digests: map[Stage]string{},
 	}
 	for i, c := range r.collectors() {
@@ -150,14 +156,14 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 func (r *Recorder) collectors() []prometheus.Collector {
 	return []prometheus.Collector{r.promotions, r.promotionDuration, r.discoveredToHealthy, r.verificationFailures,
 		r.copyBytes, r.copyRequests, r.rollbacks, r.timeToRollback, r.drift, r.digestInfo, r.pullRequestWait,
-		r.measurements, r.analysisValue, r.webhookDropped}
+		r.measurements, r.analysisValue, r.webhookDropped, r.notifications}
 }
 
 // Names lists the metric names the Recorder registers, for tests that keep dashboards and alerts honest.
 func Names() []string {
 	return []string{PromotionsTotal, PromotionDurationSeconds, DiscoveredToHealthySecs, VerificationFailuresTotal,
 		CopyBytesTotal, CopyRequestsTotal, RollbacksTotal, TimeToRollbackSeconds, StageDrift, StageDigestInfo,
-		PullRequestWaitSeconds, AnalysisMeasurementsTotal, AnalysisValue, WebhookNotificationsDroppedTotal}
+		PullRequestWaitSeconds, AnalysisMeasurementsTotal, AnalysisValue, WebhookNotificationsDroppedTotal, NotificationsTotal}
 }
 
 // InitStage creates at zero the stage's counters that dashboards and alerts rate() — promoted and failed
@@ -264,6 +270,7 @@ func (r *Recorder) Forget(p Promotion) {
 	r.pullRequestWait.DeletePartialMatch(match)
 	r.measurements.DeletePartialMatch(match)
 	r.analysisValue.DeletePartialMatch(match)
+	r.notifications.DeletePartialMatch(match)
 	for s := range r.digests {
 		if s.Namespace == p.Namespace && s.Promotion == p.Name {
 			delete(r.digests, s)
@@ -292,4 +299,9 @@ func seconds(d time.Duration) float64 {
 		return 0
 	}
 	return d.Seconds()
+}
+
+// CountNotification counts one notification to a receiver of p ending with result.
+func (r *Recorder) CountNotification(p Promotion, receiver string, result NotificationResult) {
+	r.notifications.WithLabelValues(p.Namespace, p.Name, receiver, result.label()).Inc()
 }

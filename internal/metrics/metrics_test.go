@@ -214,6 +214,7 @@ func TestForgetDeletesEverySeriesOfOnePromotion(t *testing.T) {
 		r.ObservePullRequestWait(s, time.Minute)
 		v := 0.5
 		r.ObserveMeasurement(s, "error-rate", "canary", "Pass", &v)
+		r.CountNotification(Promotion{Namespace: s.Namespace, Name: s.Promotion}, "chat", NotificationDelivered)
 	}
 	r.Forget(Promotion{Namespace: "shop", Name: "web"})
 
@@ -342,6 +343,7 @@ func recordOneOfEach(r *Recorder) {
 	value := 0.02
 	r.ObserveMeasurement(dev, "error-rate", "canary", "Fail", &value)
 	r.CountWebhookDrop()
+	r.CountNotification(Promotion{Namespace: "shop", Name: "web"}, "chat", NotificationFailed)
 }
 
 // TestWebhookDropsAreCountedFromZero: the drop counter is served at zero before the first drop, so that the

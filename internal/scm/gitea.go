@@ -228,6 +228,10 @@ func fromGitea(pr *gitea.PullRequest) PullRequest {
 		URL:    pr.HTMLURL,
 		Title:  pr.Title,
 		State:  StateOpen,
+		Body:   pr.Body,
+	}
+	if pr.Poster != nil {
+		out.Author = pr.Poster.UserName
 	}
 	switch {
 	case pr.HasMerged:

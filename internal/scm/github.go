@@ -184,6 +184,8 @@ func fromGitHub(pr *github.PullRequest) PullRequest {
 		HeadBranch: pr.GetHead().GetRef(),
 		HeadSHA:    pr.GetHead().GetSHA(),
 		BaseBranch: pr.GetBase().GetRef(),
+		Author:     pr.GetUser().GetLogin(),
+		Body:       pr.GetBody(),
 	}
 	switch {
 	case pr.GetMerged() || pr.MergedAt != nil:

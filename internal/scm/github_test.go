@@ -19,17 +19,37 @@ import (
 // endpoints with the status codes and JSON shapes GitHub documents: 201 on create, 422 "Validation
 // Failed" / "A pull request already exists for owner:branch." on a duplicate, list filtering by
 // head=owner:branch and base, "merged"/"merged_by" only on the single-pull response, 401 "Bad
-// credentials", 404 "Not Found".
+// credentials", 404 "Not Found"; issue comments listed by ascending id with per_page/page and a Link header,
+// edited by id (PATCH /issues/comments/{id}); commit statuses created on a known commit (POST /statuses/{sha},
+// 201; 422 for an unknown state or commit).
 type fakeGitHub struct {
 	t     *testing.T
 	srv   *httptest.Server
 	token string
 
-	mu      sync.Mutex
-	pulls   map[string][]*ghPull // by "owner/repo"
-	posts   int                  // POST requests that reached a handler (for "nothing opened")
-	calls   int                  // every authenticated request
-	comment map[int][]string
+	mu       sync.Mutex
+	pulls    map[string][]*ghPull // by "owner/repo"
+	posts    int                  // POST requests that reached a handler (for "nothing opened")
+	calls    int                  // every authenticated request
+	comments map[int][]*ghComment // by pull request number
+	lastID   int64
+	statuses map[string][]map[string]any // by commit SHA, oldest first
+}
+
+type ghComment struct {
+	ID         int64
+	User, Body string
+}
+
+// commentBodies lists the bodies of pull request n's comments, oldest first.
+func (f *fakeGitHub) commentBodies(n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.comments[n] {
+		out = append(out, c.Body)
+	}
+	return out
 }
 
 type ghPull struct {
@@ -48,7 +68,8 @@ type ghPull struct {
 }
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
-	f := &fakeGitHub{t: t, token: "ghp_" + strings.Repeat("x", 36), pulls: map[string][]*ghPull{}, comment: map[int][]string{}}
+	f := &fakeGitHub{t: t, token: "ghp_" + strings.Repeat("x", 36), pulls: map[string][]*ghPull{},
+		comments: map[int][]*ghComment{}, statuses: map[string][]map[string]any{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -63,16 +84,15 @@ func (f *fakeGitHub) provider(t *testing.T, token string) Provider {
 	return p
 }
 
-var ghRoute = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/(pulls|issues)(?:/(\d+))?(?:/(labels|comments|requested_reviewers|reviews))?$`)
+var (
+	ghRoute        = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/(pulls|issues)(?:/(\d+))?(?:/(labels|comments|requested_reviewers|reviews))?$`)
+	ghCommentRoute = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/issues/comments/(\d+)$`)
+	ghStatusRoute  = regexp.MustCompile(`^/api/v3/repos/([^/]+)/([^/]+)/statuses/([^/]+)$`)
+)
 
 func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
 		writeJSON(w, 401, map[string]any{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
-		return
-	}
-	m := ghRoute.FindStringSubmatch(r.URL.Path)
-	if m == nil {
-		f.notFound(w)
 		return
 	}
 	f.mu.Lock()
@@ -80,6 +100,19 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls++
 	if r.Method == http.MethodPost {
 		f.posts++
+	}
+	if m := ghCommentRoute.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPatch {
+		f.editComment(w, r, m[3])
+		return
+	}
+	if m := ghStatusRoute.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+		f.createStatus(w, r, m[1]+"/"+m[2], m[3])
+		return
+	}
+	m := ghRoute.FindStringSubmatch(r.URL.Path)
+	if m == nil {
+		f.notFound(w)
+		return
 	}
 	repo, kind, sub := m[1]+"/"+m[2], m[3], m[5]
 	if m[4] == "" {
@@ -115,6 +148,9 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	case kind == "pulls" && sub == "" && r.Method == http.MethodGet:
 		writeJSON(w, 200, f.pullJSON(m[1], repo, pr, true))
 	case kind == "pulls" && sub == "" && r.Method == http.MethodPatch:
+		if b, ok := body["body"].(string); ok {
+			pr.Body = b
+		}
 		if s, ok := body["state"].(string); ok {
 			if pr.Merged {
 				writeJSON(w, 422, map[string]any{"message": "Validation Failed", "errors": []any{map[string]any{"resource": "PullRequest", "code": "custom", "message": "Cannot change the state of a merged pull request."}}})
@@ -131,8 +167,12 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, 200, labelsJSON(pr.Labels))
 	case kind == "issues" && sub == "comments" && r.Method == http.MethodPost:
-		f.comment[n] = append(f.comment[n], body["body"].(string))
-		writeJSON(w, 201, map[string]any{"id": 1, "body": body["body"], "user": map[string]any{"login": "ferry-bot"}})
+		f.lastID++
+		c := &ghComment{ID: f.lastID, User: "ferry-bot", Body: body["body"].(string)}
+		f.comments[n] = append(f.comments[n], c)
+		writeJSON(w, 201, commentJSON(c))
+	case kind == "issues" && sub == "comments" && r.Method == http.MethodGet:
+		f.listComments(w, r, n)
 	case kind == "pulls" && sub == "reviews" && r.Method == http.MethodGet:
 		out := []any{}
 		for i, u := range pr.ReviewedBy {
@@ -397,12 +437,12 @@ func TestGitHubRejectAndSupersede(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := p.GetPullRequest(ctx, "shop/web", old.Number)
-	if !got.Rejected() || len(f.comment[old.Number]) != 1 || !strings.Contains(f.comment[old.Number][0], "Superseded by #2") {
-		t.Fatalf("superseded pull request %+v, comments %q", got, f.comment[old.Number])
+	if !got.Rejected() || len(f.commentBodies(old.Number)) != 1 || !strings.Contains(f.commentBodies(old.Number)[0], "Superseded by #2") {
+		t.Fatalf("superseded pull request %+v, comments %q", got, f.commentBodies(old.Number))
 	}
 	// Closing twice is a no-op and adds no second comment.
-	if err := p.ClosePullRequest(ctx, "shop/web", old.Number, "again"); err != nil || len(f.comment[old.Number]) != 1 {
-		t.Fatalf("second close: %v, comments %q", err, f.comment[old.Number])
+	if err := p.ClosePullRequest(ctx, "shop/web", old.Number, "again"); err != nil || len(f.commentBodies(old.Number)) != 1 {
+		t.Fatalf("second close: %v, comments %q", err, f.commentBodies(old.Number))
 	}
 	f.closeUnmerged("shop/web", newer.Number)
 	found, err := p.FindPullRequest(ctx, "shop/web", "main", newer.HeadBranch)

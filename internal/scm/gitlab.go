@@ -180,6 +180,10 @@ func fromGitLab(mr *gitlab.BasicMergeRequest) PullRequest {
 		BaseBranch: mr.TargetBranch,
 		HeadSHA:    mr.SHA,
 		Labels:     append([]string(nil), mr.Labels...),
+		Body:       mr.Description,
+	}
+	if mr.Author != nil {
+		out.Author = mr.Author.Username
 	}
 	if out.State == StateMerged {
 		// merge_commit_sha is empty for squash and fast-forward merges: then the squash commit, or

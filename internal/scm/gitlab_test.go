@@ -20,17 +20,42 @@ import (
 // request endpoints as GitLab documents them: project paths URL-encoded as the id, states
 // opened|closed|merged|locked, 201 on create, 409 {"message":["Another open merge request already
 // exists for this source branch: !N"]}, merge_user on merged requests, 401 {"message":"401
-// Unauthorized"}, 404 {"message":"404 Not found"}.
+// Unauthorized"}, 404 {"message":"404 Not found"}; notes listed by order_by/sort (default created_at desc) with
+// page/per_page and X-Next-Page, system notes among them, edited by id; commit statuses (POST
+// /projects/:id/statuses/:sha) kept as GitLab's state machine, which refuses with 400 "Cannot transition status"
+// to post pending or running again.
 type fakeGitLab struct {
 	srv   *httptest.Server
 	token string
 
-	mu    sync.Mutex
-	mrs   map[string][]*glMR // by project path
-	users map[string]int
-	posts int
-	calls int
-	notes map[int][]string
+	mu       sync.Mutex
+	mrs      map[string][]*glMR // by project path
+	users    map[string]int
+	posts    int
+	calls    int
+	notes    map[int][]*glNote
+	lastNote int
+	statuses map[string][]map[string]any // by commit SHA, oldest first
+}
+
+type glNote struct {
+	ID     int
+	Author string
+	Body   string
+	System bool
+}
+
+// noteBodies lists the bodies of the notes people wrote on merge request iid, oldest first.
+func (f *fakeGitLab) noteBodies(iid int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, n := range f.notes[iid] {
+		if !n.System {
+			out = append(out, n.Body)
+		}
+	}
+	return out
 }
 
 type glMR struct {
@@ -47,7 +72,8 @@ type glMR struct {
 
 func newFakeGitLab(t *testing.T) *fakeGitLab {
 	f := &fakeGitLab{token: "glpat-" + strings.Repeat("y", 20), mrs: map[string][]*glMR{},
-		users: map[string]int{"release-manager": 11, "qa-lead": 12}, notes: map[int][]string{}}
+		users: map[string]int{"release-manager": 11, "qa-lead": 12}, notes: map[int][]*glNote{},
+		statuses: map[string][]map[string]any{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -62,7 +88,10 @@ func (f *fakeGitLab) provider(t *testing.T, token string) Provider {
 	return p
 }
 
-var glRoute = regexp.MustCompile(`^/api/v4/projects/([^/]+)/merge_requests(?:/(\d+))?(?:/(notes))?$`)
+var (
+	glRoute       = regexp.MustCompile(`^/api/v4/projects/([^/]+)/merge_requests(?:/(\d+))?(?:/(notes))?(?:/(\d+))?$`)
+	glStatusRoute = regexp.MustCompile(`^/api/v4/projects/([^/]+)/statuses/([^/]+)$`)
+)
 
 func (f *fakeGitLab) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("PRIVATE-TOKEN") != f.token {
@@ -81,6 +110,12 @@ func (f *fakeGitLab) serve(w http.ResponseWriter, r *http.Request) {
 			out = append(out, map[string]any{"id": id, "username": r.URL.Query().Get("username"), "state": "active"})
 		}
 		writeJSON(w, 200, out)
+		return
+	}
+	if m := glStatusRoute.FindStringSubmatch(r.URL.EscapedPath()); m != nil && r.Method == http.MethodPost {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.setStatus(w, m[1], m[2], body)
 		return
 	}
 	m := glRoute.FindStringSubmatch(r.URL.EscapedPath())
@@ -115,9 +150,15 @@ func (f *fakeGitLab) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case m[3] == "notes" && r.Method == http.MethodPost:
-		f.notes[iid] = append(f.notes[iid], body["body"].(string))
-		writeJSON(w, 201, map[string]any{"id": 301, "body": body["body"], "noteable_iid": iid, "noteable_type": "MergeRequest"})
+	case m[3] == "notes" && m[4] == "" && r.Method == http.MethodPost:
+		f.lastNote++
+		n := &glNote{ID: f.lastNote, Author: "ferry-bot", Body: body["body"].(string)}
+		f.notes[iid] = append(f.notes[iid], n)
+		writeJSON(w, 201, noteJSON(n, iid))
+	case m[3] == "notes" && m[4] == "" && r.Method == http.MethodGet:
+		f.listNotes(w, r, iid)
+	case m[3] == "notes" && r.Method == http.MethodPut:
+		f.editNote(w, iid, m[4], body)
 	case r.Method == http.MethodGet:
 		writeJSON(w, 200, f.mrJSON(project, mr))
 	case r.Method == http.MethodPut:
@@ -133,6 +174,9 @@ func (f *fakeGitLab) serve(w http.ResponseWriter, r *http.Request) {
 			for _, id := range ids {
 				mr.ReviewerIDs = append(mr.ReviewerIDs, int(id.(float64)))
 			}
+		}
+		if d, ok := body["description"].(string); ok {
+			mr.Description = d
 		}
 		if body["state_event"] == "close" && mr.State == "opened" {
 			mr.State = "closed"
@@ -208,6 +252,7 @@ func (f *fakeGitLab) mrJSON(project string, mr *glMR) map[string]any {
 		"labels": mr.Labels, "reviewers": reviewers, "sha": mr.SHA,
 		"merge_commit_sha": nilIfEmpty(mr.MergeCommit), "squash_commit_sha": nilIfEmpty(mr.Squash),
 		"merge_user": nil, "merged_by": nil, "merged_at": nil, "closed_by": nil,
+		"author":                map[string]any{"id": 10, "username": "ferry-bot", "state": "active"},
 		"web_url":               f.srv.URL + "/" + project + "/-/merge_requests/" + strconv.Itoa(mr.IID),
 		"detailed_merge_status": "mergeable",
 	}
@@ -301,8 +346,8 @@ func TestGitLabRejectSupersedeAndConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := p.GetPullRequest(ctx, glProject, old.Number)
-	if !got.Rejected() || len(f.notes[old.Number]) != 1 || !strings.Contains(f.notes[old.Number][0], "Superseded by #2") {
-		t.Fatalf("superseded merge request %+v, notes %q", got, f.notes[old.Number])
+	if !got.Rejected() || len(f.noteBodies(old.Number)) != 1 || !strings.Contains(f.noteBodies(old.Number)[0], "Superseded by #2") {
+		t.Fatalf("superseded merge request %+v, notes %q", got, f.noteBodies(old.Number))
 	}
 	f.closeUnmerged(glProject, newer.Number)
 	found, err := p.FindPullRequest(ctx, glProject, "main", newer.HeadBranch)

@@ -28,6 +28,9 @@ type Change struct {
 	Signer    string // the verified signer identity; empty when the policy requires none
 	Previous  string // the digest it replaces, when known
 	Files     []string
+	// Evidence is what Ferry verified of the digest and how the previous stage ran it; stated in the body
+	// and in Ferry's comment when set.
+	Evidence *Evidence
 }
 
 // ShortDigest is the digest's prefix used in branch names, or "" for a malformed digest.
@@ -83,7 +86,8 @@ func RenderTitle(text string, change Change) (string, error) {
 }
 
 // RenderBody writes the pull request description: what is promoted where, from which source,
-// signed by whom, and which files change. Values are put in code spans with markup neutralised,
+// signed by whom, which files change and, when known, the evidence (see Evidence); at most
+// MaxCommentLength bytes. Values are put in code spans with markup neutralised,
 // since sources and signer identities come from outside.
 func RenderBody(c Change) string {
 	var b strings.Builder
@@ -106,8 +110,9 @@ func RenderBody(c Change) string {
 	for _, f := range c.Files {
 		fmt.Fprintf(&b, "- %s\n", code(f))
 	}
+	writeEvidence(&b, c.Evidence)
 	b.WriteString("\nMerge this pull request to approve the promotion; close it to reject it.\n")
-	return b.String()
+	return bounded(b.String())
 }
 
 // code renders s as an inline code span that cannot break out of a table cell or the span.

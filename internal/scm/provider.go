@@ -123,6 +123,13 @@ type backend interface {
 	reviewedBy(ctx context.Context, repo string, number int) ([]string, error)
 	comment(ctx context.Context, repo string, number int, body string) error
 	close(ctx context.Context, repo string, number int) error
+	// editBody replaces the description of a pull request.
+	editBody(ctx context.Context, repo string, number int, body string) error
+	// listComments lists a pull request's comments by people (no system notes), oldest first, at most limit.
+	listComments(ctx context.Context, repo string, number, limit int) ([]Comment, error)
+	editComment(ctx context.Context, repo string, number int, id int64, body string) error
+	// setStatus sets a commit status; setting the state a commit already has must not fail.
+	setStatus(ctx context.Context, repo, sha string, status CommitStatus) error
 }
 
 // errExists is a backend's signal that another writer opened the pull request first.
@@ -158,7 +165,7 @@ func (p *provider) EnsurePullRequest(ctx context.Context, spec PullRequestSpec) 
 		return PullRequest{}, p.wrap(err, "looking for the pull request from %s in %s", spec.Head, spec.Repo)
 	}
 	if existing != nil {
-		return p.decorate(ctx, spec, *existing, false)
+		return p.complete(ctx, spec, *existing, body)
 	}
 	created, err := p.b.create(ctx, spec.Repo, spec.Base, spec.Head, title, body)
 	if errors.Is(err, errExists) {
@@ -170,12 +177,24 @@ func (p *provider) EnsurePullRequest(ctx context.Context, spec PullRequestSpec) 
 		if err != nil {
 			return PullRequest{}, p.wrap(err, "looking for the pull request from %s in %s", spec.Head, spec.Repo)
 		}
-		return p.decorate(ctx, spec, *existing, false)
+		return p.complete(ctx, spec, *existing, body)
 	}
 	if err != nil {
 		return PullRequest{}, p.wrap(err, "opening a pull request from %s into %s in %s", spec.Head, spec.Base, spec.Repo)
 	}
 	return p.decorate(ctx, spec, created, true)
+}
+
+// complete brings an existing open pull request up to date: its description is rewritten when the rendered body
+// changed (the evidence it states may have), then it is decorated.
+func (p *provider) complete(ctx context.Context, spec PullRequestSpec, pr PullRequest, body string) (PullRequest, error) {
+	if pr.State == StateOpen && !sameText(pr.Body, body) {
+		if err := p.b.editBody(ctx, spec.Repo, pr.Number, body); err != nil {
+			return pr, p.wrap(err, "updating the description of pull request #%d in %s", pr.Number, spec.Repo)
+		}
+		pr.Body = body
+	}
+	return p.decorate(ctx, spec, pr, false)
 }
 
 // decorate adds the spec's missing labels and asks each of its reviewers who has neither been asked

@@ -47,6 +47,10 @@ type PullRequest struct {
 	HeadBranch string
 	BaseBranch string
 	HeadSHA    string
+	// Author is the login of whoever opened it: Ferry's account for the pull requests Ferry opens.
+	Author string
+	// Body is the description as the forge stores it.
+	Body string
 	// MergeCommitSHA is the commit that brought the change onto the base branch (the merge, squash or
 	// fast-forwarded commit); set only when State is StateMerged.
 	MergeCommitSHA string

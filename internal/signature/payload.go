@@ -98,6 +98,8 @@ type statement struct {
 		Name   string            `json:"name"`
 		Digest map[string]string `json:"digest"`
 	} `json:"subject"`
+	// Predicate is kept raw: only an accepted attestation's predicate is read, for its summary.
+	Predicate json.RawMessage `json:"predicate"`
 }
 
 var statementTypes = map[string]bool{

@@ -50,6 +50,8 @@ type Attestation struct {
 	PredicateType string
 	Signer        Signer
 	Source        string
+	// Summary is what its predicate says, read only once its signature was accepted (see Summarize).
+	Summary AttestationSummary
 }
 
 // Summary is a one-line description of the result for people.
@@ -185,7 +187,8 @@ func (tl *tally) signature(c *candidate, o outcome) {
 func (tl *tally) attestation(c *candidate, o outcome) {
 	tl.nAtts++
 	if o.signer != nil {
-		tl.res.Attestations = append(tl.res.Attestations, Attestation{PredicateType: c.stmt.PredicateType, Signer: *o.signer, Source: c.source})
+		tl.res.Attestations = append(tl.res.Attestations, Attestation{PredicateType: c.stmt.PredicateType, Signer: *o.signer,
+			Source: c.source, Summary: Summarize(c.stmt.PredicateType, c.stmt.Predicate)})
 		return
 	}
 	pt := "unknown" // a malformed attestation has no readable predicate type

@@ -108,3 +108,63 @@ func ValidateCredentials(token, hmacSecret []byte) error {
 	_, err := newCredentials(token, hmacSecret)
 	return err
 }
+
+// Headers forges authenticate their events with.
+const (
+	// GiteaSignatureHeader carries the hex HMAC-SHA256 of the body under the webhook's secret, without a prefix.
+	GiteaSignatureHeader = "X-Gitea-Signature"
+	// GitLabTokenHeader carries the webhook's secret token itself.
+	GitLabTokenHeader = "X-Gitlab-Token"
+)
+
+// forgeSecret is the shared secret of forge webhooks. Its SHA-256 is kept to compare GitLab's token in constant
+// time whatever its length; the secret itself signs bodies for Gitea and GitHub.
+type forgeSecret struct {
+	secret []byte
+	sum    [sha256.Size]byte
+}
+
+func newForgeSecret(secret []byte) (*forgeSecret, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("the forge webhook secret is %d bytes; use at least %d random bytes (openssl rand -hex 32)", len(secret), MinSecretBytes)
+	}
+	return &forgeSecret{secret: append([]byte(nil), secret...), sum: sha256.Sum256(secret)}, nil
+}
+
+// authentic reports whether a forge's event proves the secret, the way that forge proves it.
+func (s *forgeSecret) authentic(forge Forge, h http.Header, body []byte) bool {
+	switch forge {
+	case ForgeGitea:
+		return validHexMAC(s.secret, h.Get(GiteaSignatureHeader), body)
+	case ForgeGitHub:
+		return validSignature(s.secret, h.Get(SignatureHeader), body)
+	case ForgeGitLab:
+		token := h.Get(GitLabTokenHeader)
+		if token == "" {
+			return false
+		}
+		sum := sha256.Sum256([]byte(token))
+		return subtle.ConstantTimeCompare(sum[:], s.sum[:]) == 1
+	}
+	return false
+}
+
+// validHexMAC reports whether header is the bare hex HMAC-SHA256 of body under secret, as Gitea signs.
+func validHexMAC(secret []byte, header string, body []byte) bool {
+	hexSum := strings.TrimSpace(header)
+	if len(hexSum) != 2*sha256.Size {
+		return false
+	}
+	got, err := hex.DecodeString(hexSum)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, mac(secret, body))
+}
+
+// ValidateForgeSecret reports what the forge endpoints would refuse in a secret (too short). Errors never
+// contain the secret.
+func ValidateForgeSecret(secret []byte) error {
+	_, err := newForgeSecret(secret)
+	return err
+}

@@ -27,6 +27,14 @@ type Config struct {
 	// Limits.PerRepository, and reports whether it took the wake-up. False (too many wake-ups waiting) answers the
 	// notification 503 with Retry-After, so that the registry retries. It must not block.
 	Pushed func(repository string) bool
+	// ForgeSecret authenticates forge events (POST ForgePathPrefix + "gitea", "github" or "gitlab"): Gitea and
+	// GitHub sign each body with it (HMAC-SHA256), GitLab sends it as its secret token. Empty: the forge endpoints
+	// are not served. With a ForgeSecret, Token and HMACSecret may be empty: the registry endpoint is then not
+	// served.
+	ForgeSecret []byte
+	// ForgeChanged is told each change a forge reports, at most once per Limits.PerRepository for the same
+	// change, and reports whether it took the wake-up (false answers 503 with Retry-After). It must not block.
+	ForgeChanged func(ForgeChange) bool
 	// Leader is closed once this replica leads (the manager's Elected()). Until then notifications are refused
 	// with 503 and Retry-After, so that the registry retries and reaches the leader through the Service. nil: this
 	// replica always leads.
@@ -90,14 +98,24 @@ func (l Limits) withDefaults() Limits {
 
 // Handler accepts registry notifications.
 type Handler struct {
+	*guard
 	creds    credentials
-	leader   <-chan struct{}
-	limits   Limits
-	throttle *throttle
-	log      logr.Logger
+	throttle *throttle[string]
+}
+
+// guard is what the registry and forge endpoints share: the leader gate, the limits, and logging of refusals
+// that a flood cannot fill the log with.
+type guard struct {
+	leader <-chan struct{}
+	limits Limits
+	log    logr.Logger
 	// lastRefusal and lastFull are when an unauthenticated request and a notification that could not be queued
 	// were last logged (Unix nanoseconds).
 	lastRefusal, lastFull atomic.Int64
+}
+
+func newGuard(c Config) *guard {
+	return &guard{leader: c.Leader, limits: c.Limits.withDefaults(), log: c.Log}
 }
 
 // NewHandler returns a Handler, or ErrNoCredentials (or a credential's fault) when it would accept notifications
@@ -110,14 +128,8 @@ func NewHandler(c Config) (*Handler, error) {
 	if c.Pushed == nil {
 		return nil, errors.New("webhook: Config.Pushed is nil")
 	}
-	limits := c.Limits.withDefaults()
-	return &Handler{
-		creds:    creds,
-		leader:   c.Leader,
-		limits:   limits,
-		throttle: newThrottle(limits.PerRepository, c.Pushed),
-		log:      c.Log,
-	}, nil
+	g := newGuard(c)
+	return &Handler{guard: g, creds: creds, throttle: newThrottle(g.limits.PerRepository, c.Pushed)}, nil
 }
 
 // ServeHTTP answers:
@@ -139,13 +151,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unauthorized(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
-	if err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			http.Error(w, fmt.Sprintf("notification larger than %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "unreadable notification", http.StatusBadRequest)
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
 	if !byToken && !h.creds.signatureOK(r.Header.Get(SignatureHeader), body) {
@@ -157,10 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !h.leading() {
-		h.retryAfter(w)
-		w.Header().Set("Connection", "close")
-		http.Error(w, "this replica is not the leader; retry", http.StatusServiceUnavailable)
+	if !h.leadingOr503(w) {
 		return
 	}
 	var notQueued []string
@@ -184,7 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // retryAfter asks the registry to wait Limits.RetryAfter (in whole seconds, rounded up) before retrying.
-func (h *Handler) retryAfter(w http.ResponseWriter) {
+func (h *guard) retryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((h.limits.RetryAfter+time.Second-1)/time.Second)))
 }
 
@@ -192,7 +196,7 @@ func (h *Handler) retryAfter(w http.ResponseWriter) {
 const refusalLogEvery = 10 * time.Second
 
 // logEvery logs msg unless it was logged through last less than refusalLogEvery ago.
-func (h *Handler) logEvery(last *atomic.Int64, msg string, keysAndValues ...any) {
+func (h *guard) logEvery(last *atomic.Int64, msg string, keysAndValues ...any) {
 	now := time.Now().UnixNano()
 	if prev := last.Load(); now-prev >= int64(refusalLogEvery) && last.CompareAndSwap(prev, now) {
 		h.log.Info(msg, keysAndValues...)
@@ -207,7 +211,7 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "missing or wrong token or signature", http.StatusUnauthorized)
 }
 
-func (h *Handler) leading() bool {
+func (h *guard) leading() bool {
 	if h.leader == nil {
 		return true
 	}
@@ -221,3 +225,29 @@ func (h *Handler) leading() bool {
 
 // Close stops the wake-ups folded for later.
 func (h *Handler) Close() { h.throttle.close() }
+
+// readBody reads the body up to Limits.MaxBodyBytes, answering 413 beyond and 400 when it cannot be read.
+func (h *guard) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	if err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			http.Error(w, fmt.Sprintf("body larger than %d bytes", tooLarge.Limit), http.StatusRequestEntityTooLarge)
+			return nil, false
+		}
+		http.Error(w, "unreadable body", http.StatusBadRequest)
+		return nil, false
+	}
+	return body, true
+}
+
+// leadingOr503 reports whether this replica leads; if not, it answers 503 with Retry-After and closes the
+// connection, so that the retry may reach another replica.
+func (h *guard) leadingOr503(w http.ResponseWriter) bool {
+	if h.leading() {
+		return true
+	}
+	h.retryAfter(w)
+	w.Header().Set("Connection", "close")
+	http.Error(w, "this replica is not the leader; retry", http.StatusServiceUnavailable)
+	return false
+}

@@ -19,22 +19,38 @@ const Path = "/registry"
 // shutdownGrace is how long a stopping server lets requests in flight finish.
 const shutdownGrace = 5 * time.Second
 
-// Server serves a Handler on Path with the Handler's limits. It is a controller-runtime Runnable that runs on
-// every replica: one that does not lead answers 503, so that a registry retries until it reaches the leader.
+// Server serves a Handler on Path and a ForgeHandler under ForgePathPrefix, with the Config's limits. It is a
+// controller-runtime Runnable that runs on every replica: one that does not lead answers 503, so that a registry
+// or forge retries until it reaches the leader.
 type Server struct {
-	addr      string
-	tls       *tls.Config
-	handler   *Handler
+	addr    string
+	tls     *tls.Config
+	limits  Limits
+	handler *Handler      // nil when the registry endpoint has no credentials (forge events only)
+	forge   *ForgeHandler // nil without Config.ForgeSecret
+	// listening is true while the server accepts connections.
 	listening atomic.Bool
 }
 
-// NewServer returns a Server for addr ("host:port"), serving HTTPS with tlsConfig when it is not nil.
+// NewServer returns a Server for addr ("host:port"), serving HTTPS with tlsConfig when it is not nil. It serves
+// the registry endpoint unless only a ForgeSecret is given, and the forge endpoints when one is.
 func NewServer(addr string, c Config, tlsConfig *tls.Config) (*Server, error) {
-	h, err := NewHandler(c)
-	if err != nil {
-		return nil, err
+	s := &Server{addr: addr, tls: tlsConfig, limits: c.Limits.withDefaults()}
+	if len(c.Token) > 0 || len(c.HMACSecret) > 0 || len(c.ForgeSecret) == 0 {
+		h, err := NewHandler(c)
+		if err != nil {
+			return nil, err
+		}
+		s.handler = h
 	}
-	return &Server{addr: addr, tls: tlsConfig, handler: h}, nil
+	if len(c.ForgeSecret) > 0 {
+		f, err := NewForgeHandler(c)
+		if err != nil {
+			return nil, err
+		}
+		s.forge = f
+	}
+	return s, nil
 }
 
 // Start listens on the Server's address and serves until ctx ends.
@@ -42,16 +58,21 @@ func (s *Server) Start(ctx context.Context) error {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("registry webhook: %w", err)
+		return fmt.Errorf("webhook server: %w", err)
 	}
 	return s.Serve(ctx, l)
 }
 
 // Serve serves on l until ctx ends, then lets requests in flight finish for a few seconds. It closes l.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	lim := s.handler.limits
+	lim := s.limits
 	mux := http.NewServeMux()
-	mux.Handle(Path, s.handler)
+	if s.handler != nil {
+		mux.Handle(Path, s.handler)
+	}
+	if s.forge != nil {
+		mux.Handle(ForgePathPrefix, s.forge)
+	}
 	// HTTP/1.1 only: one request per connection at a time, so that MaxConnections bounds requests too.
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -95,7 +116,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.listening.Store(false)
 	close(served)
 	<-stopped
-	s.handler.Close()
+	if s.handler != nil {
+		s.handler.Close()
+	}
+	if s.forge != nil {
+		s.forge.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

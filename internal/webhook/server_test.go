@@ -135,7 +135,9 @@ func serve(t *testing.T, cfg Config) *testServer {
 		t.Fatal(err)
 	}
 	timers := &manualTimers{}
-	s.handler.throttle.afterFunc = timers.afterFunc
+	if s.handler != nil {
+		s.handler.throttle.afterFunc = timers.afterFunc
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -17,14 +17,16 @@ import (
 // passed on at the end of the next interval instead.
 //
 // Only repositories notified within the last interval, or with a wake-up still to pass on, are remembered.
-type throttle struct {
+//
+// K is what a wake-up is for: a registry repository, or a forge change.
+type throttle[K comparable] struct {
 	interval time.Duration
-	pushed   func(repository string) bool
+	pushed   func(key K) bool
 	// afterFunc runs f after d, on its own goroutine, and returns what stops it (time.AfterFunc; tests fire by hand).
 	afterFunc func(d time.Duration, f func()) (stop func() bool)
 
 	mu     sync.Mutex
-	open   map[string]*interval
+	open   map[K]*interval
 	closed bool
 }
 
@@ -43,19 +45,19 @@ const (
 	refused                // not taken: too many wake-ups are waiting, or the throttle is closed
 )
 
-func newThrottle(every time.Duration, pushed func(string) bool) *throttle {
-	return &throttle{
+func newThrottle[K comparable](every time.Duration, pushed func(K) bool) *throttle[K] {
+	return &throttle[K]{
 		interval: every,
 		pushed:   pushed,
 		afterFunc: func(d time.Duration, f func()) func() bool {
 			return time.AfterFunc(d, f).Stop
 		},
-		open: map[string]*interval{},
+		open: map[K]*interval{},
 	}
 }
 
 // notify records a notification for repository and says what became of it.
-func (t *throttle) notify(repository string) outcome {
+func (t *throttle[K]) notify(repository K) outcome {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -82,7 +84,7 @@ func (t *throttle) notify(repository string) outcome {
 	return refused
 }
 
-func (t *throttle) openLocked(repository string) *interval {
+func (t *throttle[K]) openLocked(repository K) *interval {
 	iv := &interval{}
 	t.open[repository] = iv
 	iv.stop = t.afterFunc(t.interval, func() { t.end(repository, iv) })
@@ -90,7 +92,7 @@ func (t *throttle) openLocked(repository string) *interval {
 }
 
 // end closes iv, repository's interval, passing on what it folded and opening the next interval if so.
-func (t *throttle) end(repository string, iv *interval) {
+func (t *throttle[K]) end(repository K, iv *interval) {
 	t.mu.Lock()
 	if t.closed || t.open[repository] != iv {
 		t.mu.Unlock()
@@ -116,7 +118,7 @@ func (t *throttle) end(repository string, iv *interval) {
 }
 
 // close stops every interval; folded notifications are not passed on (the process is stopping).
-func (t *throttle) close() {
+func (t *throttle[K]) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
@@ -127,7 +129,7 @@ func (t *throttle) close() {
 }
 
 // tracked is how many repositories have an open interval.
-func (t *throttle) tracked() int {
+func (t *throttle[K]) tracked() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.open)

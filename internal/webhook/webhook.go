@@ -1,12 +1,14 @@
-// Package webhook receives registry push notifications so that a new digest is promoted at once instead of at
-// the next poll. It only learns which repositories changed: nothing in a notification is trusted beyond that,
-// since the reconciler discovers and verifies the digest itself. It knows nothing of Promotions.
+// Package webhook receives registry push notifications, so that a new digest is promoted at once instead of at
+// the next poll, and forge events (Gitea, GitHub, GitLab: a pull request merged or closed, a branch pushed), so
+// that an approval is acted on at once instead of at the next approval poll. It only learns where something
+// changed: nothing in a notification is trusted beyond that, since the reconciler reads the registry and asks
+// the forge itself. It knows nothing of Promotions.
 //
-// The endpoint faces registries, so it is built to be left on the network: every caller proves a shared secret
-// (a bearer token, or an HMAC signature of the body), the server bounds what one caller can hold (timeouts, body
-// size, connections), a flood of notifications for one repository wakes the controller once per interval, and
-// a replica that is not the leader, or whose controller has too many wake-ups waiting, refuses with 503 and
-// Retry-After instead of accepting what it would drop.
+// The endpoints face registries and forges, so they are built to be left on the network: every caller proves a
+// shared secret (a bearer token, an HMAC signature of the body, or GitLab's secret token), the server bounds what
+// one caller can hold (timeouts, body size, connections), a flood for one repository wakes the controller once
+// per interval, and a replica that is not the leader, or whose controller has too many wake-ups waiting, refuses
+// with 503 and Retry-After instead of accepting what it would drop.
 package webhook
 
 import (

@@ -10,7 +10,8 @@ import (
 )
 
 // PushBranch uses the git CLI, as u, to create branch from base in repo with files written (paths
-// relative to the repository root) in one commit, and pushes it. It returns the commit's SHA.
+// relative to the repository root) in one commit, and pushes it. It returns the commit's SHA. With branch
+// equal to base the commit goes onto base itself.
 func (s *Server) PushBranch(ctx context.Context, u User, repo Repo, base, branch string, files map[string]string) (string, error) {
 	dir, err := os.MkdirTemp("", "ferry-git-")
 	if err != nil {
@@ -34,8 +35,10 @@ func (s *Server) PushBranch(ctx context.Context, u User, repo Repo, base, branch
 	if _, err := git("clone", "--quiet", "--branch", base, s.GitURL(u, repo), "."); err != nil {
 		return "", err
 	}
-	if _, err := git("checkout", "--quiet", "-b", branch); err != nil {
-		return "", err
+	if branch != base {
+		if _, err := git("checkout", "--quiet", "-b", branch); err != nil {
+			return "", err
+		}
 	}
 	for name, content := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))

@@ -57,3 +57,24 @@ func Require(t testing.TB) *Server {
 	}
 	return shared
 }
+
+// StartForTest starts a Gitea of the test's own, for test packages whose TestMain belongs to something else, and
+// stops it when the test ends. Like Require, it skips without $FERRY_GITEA (fails under FERRY_REQUIRE_TOOLS=1).
+func StartForTest(t testing.TB) *Server {
+	t.Helper()
+	bin := os.Getenv(EnvBinary)
+	switch {
+	case bin == "" && os.Getenv(EnvRequireTools) == "1":
+		t.Fatalf("%s is not set and %s=1: run `make test` or export %s=$(hack/gitea.sh)", EnvBinary, EnvRequireTools, EnvBinary)
+	case bin == "":
+		t.Skipf("%s is not set: `make test` sets it (or export %s=$(hack/gitea.sh))", EnvBinary, EnvBinary)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, bin)
+	if err != nil {
+		t.Fatalf("starting gitea: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}

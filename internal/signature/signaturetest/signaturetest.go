@@ -441,3 +441,10 @@ func (k *Keyless) LegacySignature(t testing.TB, subject, issuer string, payload 
 
 // nowPlus5m is when the virtual Rekor log integrates entries: inside the leaf certificate's ten-minute validity.
 func nowPlus5m() time.Time { return time.Now().Add(5 * time.Minute) }
+
+// StatementWith is an in-toto v1 statement about d with predicate (a JSON value) of predicateType.
+func StatementWith(d name.Digest, predicateType, predicate string) []byte {
+	hexDigest := strings.TrimPrefix(d.DigestStr(), "sha256:")
+	return fmt.Appendf(nil, `{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":%q,"digest":{"sha256":%q}}],"predicateType":%q,"predicate":%s}`,
+		d.Context().String(), hexDigest, predicateType, predicate)
+}
