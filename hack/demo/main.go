@@ -1,7 +1,9 @@
 // Command demo runs Ferry's main job end to end on this machine for `make demo`, with no Docker and no cloud: a
 // local cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok's simulated node, all
 // built from their Go modules), two loopback registries, a Git server, a real Prometheus (Debian's package)
-// scraping prod's traffic as the demo plays it, the real ferry-controller, and the real cosign CLI. CI pushes and
+// scraping prod's traffic as the demo plays it, the real ferry-controller, and the real cosign CLI. Ferry is first
+// installed from its own image (`make image`'s dist/): pushed to the cluster's registry, signed, its SBOM and
+// provenance attested and verified, and the controller binary taken out of it by digest. CI pushes and
 // signs an image; a Promotion carries its digest dev -> staging -> prod; a second release reaches prod through a
 // canary measured on Prometheus; on-call rolls prod back with an annotation; a bad build fails its canary and
 // Ferry rolls it back through Git on its own. Everything is left in .demo/ to look at.
@@ -31,6 +33,7 @@ import (
 	"github.com/ferrycd/ferry/hack/localworld"
 	"github.com/ferrycd/ferry/internal/localcluster"
 	"github.com/ferrycd/ferry/internal/testenv"
+	"github.com/ferrycd/ferry/internal/version"
 )
 
 func main() {
@@ -47,6 +50,7 @@ type demo struct {
 	c           client.Client
 	kubeconfig  string
 	webhook     string
+	image       string   // the controller's image, pinned by digest, which the demo released and verified
 	prometheus  string   // Prometheus's URL, which prod's analysis queries
 	traffic     *traffic // prod's users, played by the demo
 }
@@ -157,14 +161,21 @@ func (d *demo) setUp(ctx context.Context) error {
 		return err
 	}
 
-	step("Starting ferry-controller (log: .demo/controller.log)")
-	if err := d.startController(ctx); err != nil {
+	step("Installing Ferry from its image: push dist/image to the cluster's registry, sign, attest, verify")
+	bin, err := d.installFromImage(ctx)
+	if err != nil {
+		return err
+	}
+
+	step("Starting ferry-controller from that image (log: .demo/controller.log)")
+	if err := d.startController(ctx, bin); err != nil {
 		return err
 	}
 	return d.applyPromotion(ctx)
 }
 
-func (d *demo) startController(ctx context.Context) error {
+// startController runs bin, the controller taken out of the verified image, as a process against the cluster.
+func (d *demo) startController(ctx context.Context, bin string) error {
 	probe, err := freePort()
 	if err != nil {
 		return err
@@ -177,13 +188,13 @@ func (d *demo) startController(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(d.root, "bin", "ferry-controller"), "--kubeconfig", d.kubeconfig,
+	cmd := exec.Command(bin, "--kubeconfig", d.kubeconfig,
 		"--leader-elect=false", "--metrics-bind-address=0", "--cache-dir", filepath.Join(d.state, "cache"),
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probe), "--webhook-bind-address=127.0.0.1:"+strconv.Itoa(hook))
-	cmd.Env = append(os.Environ(), "FERRY_WEBHOOK_TOKEN="+webhookToken)
+	cmd.Env = append(os.Environ(), "FERRY_WEBHOOK_TOKEN="+webhookToken, version.ImageEnv+"="+d.image)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting bin/ferry-controller (run `make build`): %w", err)
+		return fmt.Errorf("starting %s: %w", bin, err)
 	}
 	d.w.OnStop(func() {
 		_ = cmd.Process.Signal(os.Interrupt)

@@ -92,7 +92,9 @@ func promotion(w *world, prometheus string) *ferryv1.Promotion {
 			Source: ferryv1.SourceSpec{Image: w.SourceRegistry + "/acme/shop",
 				TagPolicy: &ferryv1.TagPolicy{Semver: &ferryv1.SemverPolicy{Range: ">=1.0.0"}}},
 			Verification: ferryv1.VerificationSpec{Keys: []ferryv1.PublicKeySource{
-				{Name: "release-key", SecretRef: ferryv1.SecretKeyReference{Name: "release-key"}}}},
+				{Name: "release-key", SecretRef: ferryv1.SecretKeyReference{Name: "release-key"}}},
+				// CI usually signs moments after it pushes: an unsigned digest is waited for this long, then rejected.
+				SignatureGracePeriod: &metav1.Duration{Duration: 5 * time.Second}},
 			Git: ferryv1.GitSpec{URL: w.RepoURL(repoPath), Branch: "main",
 				CommitMessageTemplate: "Promote shop to {{.Stage}}{{if .Rollback}} (rollback){{end}}"},
 			Interval: &metav1.Duration{Duration: 10 * time.Minute}, // the registry webhook makes polling a fallback
@@ -168,7 +170,8 @@ func (d *demo) waitCandidate(ctx context.Context, digest string, verified bool) 
 		if err != nil {
 			return err
 		}
-		if c := p.Status.Candidate; c != nil && c.Digest == digest && c.Verified == verified {
+		// An unsigned candidate is first waited for (SignatureDeadline set), then rejected.
+		if c := p.Status.Candidate; c != nil && c.Digest == digest && c.Verified == verified && c.SignatureDeadline == nil {
 			if !verified {
 				fmt.Printf("  rejected, no stage touched: %s\n", c.Message)
 			}

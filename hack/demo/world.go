@@ -116,13 +116,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitHTTP waits until url answers, for processes the demo starts.
+// waitHTTP waits until url answers 200 OK, for processes the demo starts: a readiness endpoint that answers
+// 500 is up, but not ready (the controller's /readyz fails until its registry webhook listens).
 func waitHTTP(ctx context.Context, url string) error {
 	for {
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			return nil
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s answered %s", url, resp.Status)
 		}
 		select {
 		case <-ctx.Done():
