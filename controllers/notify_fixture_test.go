@@ -16,10 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/metrics"
@@ -104,53 +100,26 @@ func (h *hookReceiver) snapshot() (offered map[string]int, accepted []notify.Mes
 	return offered, slices.Clone(h.accepted), slices.Clone(h.texts), h.badSig
 }
 
-// notifyManager runs a manager with the Promotion reconciler, a dispatcher with a fast policy and metrics of its
-// own; stop ends it (and waits), so that a test can start another on the same API server.
+// notifyManager runs a manager with the Promotion reconciler, a dispatcher with policy and metrics of its own;
+// stop ends it (and waits), so that a test can start another on the same API server.
 func notifyManager(t *testing.T, engines Engines, policy notify.Policy) (reg *prometheus.Registry, stop func()) {
 	t.Helper()
-	e := testenv.Need(t, env)
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{Scheme: e.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)}, Cache: CacheOptions(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg = prometheus.NewRegistry()
 	rec, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &PromotionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ferry-controller"),
-		Engines: engines, LocalConfig: e.Config, Concurrency: 2, DegradedGrace: time.Second, Metrics: rec,
-		Notifier: notify.NewDispatcher(notify.Options{Policy: policy})}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	_, stop = runManager(t, testenv.Need(t, env), engines, func(r *PromotionReconciler) {
+		r.Metrics = rec
+		r.Notifier = notify.NewDispatcher(notify.Options{Policy: policy})
+	})
 	return reg, stop
 }
 
 // notifyStages is the stages fixture (dev and staging synced by the real sync engine) with its own manager.
 func notifyStages(t *testing.T, policy notify.Policy) (*stagesFixture, *prometheus.Registry, func()) {
 	t.Helper()
-	e := testenv.Need(t, env)
-	f := &stagesFixture{pipelineFixture: newPipelineFixture(t, e), e: e, dev: e.Namespace(t), stg: e.Namespace(t)}
-	f.rollouts = startRolloutController(t, e.Client, f.dev, f.stg)
-	syncer := NewGitopsSyncer()
-	t.Cleanup(syncer.Close)
-	f.syncer = &countingSyncer{Syncer: syncer}
-	engines := Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()}
+	f, engines := stagesFixtureEngines(t)
 	reg, stop := notifyManager(t, engines, policy)
 	return f, reg, stop
 }

@@ -51,16 +51,23 @@ func newStagesFixture(t testing.TB) *stagesFixture {
 // newStagesFixtureWith is newStagesFixture with engines changed by with before the manager starts.
 func newStagesFixtureWith(t testing.TB, with func(*Engines)) *stagesFixture {
 	t.Helper()
+	f, engines := stagesFixtureEngines(t)
+	with(&engines)
+	startManager(t, engines)
+	return f
+}
+
+// stagesFixtureEngines sets up the stages fixture and returns it with the engines its manager is to run, for the
+// caller to start the manager its own way.
+func stagesFixtureEngines(t testing.TB) (*stagesFixture, Engines) {
+	t.Helper()
 	e := testenv.Need(t, env)
 	f := &stagesFixture{pipelineFixture: newPipelineFixture(t, e), e: e, dev: e.Namespace(t), stg: e.Namespace(t)}
 	f.rollouts = startRolloutController(t, e.Client, f.dev, f.stg)
 	syncer := NewGitopsSyncer()
 	t.Cleanup(syncer.Close)
 	f.syncer = &countingSyncer{Syncer: syncer}
-	engines := Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()}
-	with(&engines)
-	startManager(t, engines)
-	return f
+	return f, Engines{Git: newGitEngine(t), Sync: f.syncer, WorkDir: t.TempDir()}
 }
 
 func (f *stagesFixture) promotion() *ferryv1.Promotion {

@@ -139,11 +139,13 @@ func (f *fakeForge) merge(branch, head, mergeCommit, who string) {
 	pr.State, pr.HeadSHA, pr.MergeCommitSHA, pr.MergedBy = scm.StateMerged, head, mergeCommit, who
 }
 
-// TestPullRequestChangedAfterFerryPushedIsNotSynced: someone pushes to the approval branch after Ferry did, and
-// the pull request is merged: the merge is not synced — what was approved is not what Ferry verified and pinned.
-func TestPullRequestChangedAfterFerryPushedIsNotSynced(t *testing.T) {
-	forge := &fakeForge{prs: map[string]*scm.PullRequest{}}
-	f := newStagesFixtureWith(t, func(e *Engines) {
+// startPullRequestApproval runs the stages fixture with forge (a fakeForge) as its forge, pushes release 1.0.0 and
+// creates p, a one-stage (dev) Promotion approved by a pull request on that forge (Gitea in the spec; the fake
+// answers, so its API URL is never called). v1 is the 1.0.0 digest.
+func startPullRequestApproval(t *testing.T) (f *stagesFixture, forge *fakeForge, p *ferryv1.Promotion, v1 string) {
+	t.Helper()
+	forge = &fakeForge{prs: map[string]*scm.PullRequest{}}
+	f = newStagesFixtureWith(t, func(e *Engines) {
 		e.NewSCM = func(scm.Config) (scm.Provider, error) { return forge, nil }
 	})
 	ctx := context.Background()
@@ -151,25 +153,22 @@ func TestPullRequestChangedAfterFerryPushedIsNotSynced(t *testing.T) {
 	if err := f.e.Client.Create(ctx, token); err != nil {
 		t.Fatal(err)
 	}
-	p := f.promotion()
+	p = f.promotion()
 	p.Spec.Stages = p.Spec.Stages[:1]
 	p.Spec.Stages[0].Approval = ferryv1.ApprovalSpec{Mode: ferryv1.ApprovalPullRequest, PullRequest: &ferryv1.PullRequestApproval{
 		Provider: ferryv1.ProviderGitea, APIURL: "http://127.0.0.1:1", TokenSecretRef: ferryv1.SecretKeyReference{Name: "forge"}}}
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	v1 = f.pushRelease(t, "1.0.0", true).DigestStr()
 	if err := f.e.Client.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	var branch string
-	eventually(t, "the approval pull request", func() (bool, string) {
-		got := getPromotion(t, f.e.Client, f.ns, p.Name)
-		if len(got.Status.Stages) == 0 {
-			return false, "no status yet"
-		}
-		if st := got.Status.Stages[0]; st.PullRequest != nil && st.Phase == ferryv1.PhaseAwaitingApproval {
-			branch = st.PullRequest.Branch
-		}
-		return branch != "", got.Status.Summary
-	})
+	return f, forge, p, v1
+}
+
+// TestPullRequestChangedAfterFerryPushedIsNotSynced: someone pushes to the approval branch after Ferry did, and
+// the pull request is merged: the merge is not synced — what was approved is not what Ferry verified and pinned.
+func TestPullRequestChangedAfterFerryPushedIsNotSynced(t *testing.T) {
+	f, forge, p, v1 := startPullRequestApproval(t)
+	branch := f.awaitPullRequest(t, p.Name, v1).Branch
 	// Someone adds a commit to the branch, then the pull request is merged with it.
 	head := f.git.Commit("acme/deploy", branch, map[string]string{"envs/dev/extra.yaml": "kind: ConfigMap\n"}, "one more thing")
 	merged := f.git.Merge("acme/deploy", "refs/heads/main", "main", branch, "Merge")
@@ -182,7 +181,7 @@ func TestPullRequestChangedAfterFerryPushedIsNotSynced(t *testing.T) {
 			string(st.Phase) + ": " + st.Message
 	})
 	var d appsv1.Deployment
-	if err := f.e.Client.Get(ctx, types.NamespacedName{Namespace: f.dev, Name: "shop"}, &d); !apierrors.IsNotFound(err) {
+	if err := f.e.Client.Get(context.Background(), types.NamespacedName{Namespace: f.dev, Name: "shop"}, &d); !apierrors.IsNotFound(err) {
 		t.Errorf("the merge was synced anyway: %v", err)
 	}
 	if h := getPromotion(t, f.e.Client, f.ns, p.Name).Status.Stages[0].History; len(h) == 0 || h[0].Digest != v1 || h[0].Outcome != ferryv1.OutcomeFailed {

@@ -2,17 +2,16 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
-	"github.com/ferrycd/ferry/internal/scm"
 )
 
 // TestMergeThatPinsAnotherDigestIsNotSynced: the pull request's head is the commit Ferry pushed, but the merge
@@ -20,23 +19,7 @@ import (
 // what was approved: the stage fails naming the pull request, the file and the digest found, and the cluster
 // keeps running the last good digest. A clean merge before it is synced as usual.
 func TestMergeThatPinsAnotherDigestIsNotSynced(t *testing.T) {
-	forge := &fakeForge{prs: map[string]*scm.PullRequest{}}
-	f := newStagesFixtureWith(t, func(e *Engines) {
-		e.NewSCM = func(scm.Config) (scm.Provider, error) { return forge, nil }
-	})
-	ctx := context.Background()
-	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "forge", Namespace: f.ns}, Data: map[string][]byte{"token": []byte("t")}}
-	if err := f.e.Client.Create(ctx, token); err != nil {
-		t.Fatal(err)
-	}
-	p := f.promotion()
-	p.Spec.Stages = p.Spec.Stages[:1]
-	p.Spec.Stages[0].Approval = ferryv1.ApprovalSpec{Mode: ferryv1.ApprovalPullRequest, PullRequest: &ferryv1.PullRequestApproval{
-		Provider: ferryv1.ProviderGitea, APIURL: "http://127.0.0.1:1", TokenSecretRef: ferryv1.SecretKeyReference{Name: "forge"}}}
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	f, forge, p, v1 := startPullRequestApproval(t)
 
 	pr := f.awaitPullRequest(t, p.Name, v1)
 	clean := f.git.Merge("acme/deploy", "refs/heads/main", "main", pr.Branch, "Merge")
@@ -64,13 +47,13 @@ func TestMergeThatPinsAnotherDigestIsNotSynced(t *testing.T) {
 		return st.Phase == ferryv1.PhaseFailed && len(st.History) > 0 && st.History[0].Digest == v2 &&
 			containsAll(st.History[0].Reason, names...), string(st.Phase) + ": " + st.Message
 	})
-	// Ready said why when the stage failed (each change of Ready is an event); the stage then shows that the
-	// digest failed here, and the history keeps the reason.
-	got := getPromotion(t, f.e.Client, f.ns, p.Name)
-	if c := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse ||
-		c.Reason != ReasonStageFailed {
-		t.Errorf("Ready = %+v, want False (%s)", c, ReasonStageFailed)
-	}
+	// Ready says why the stage failed (each change of Ready is an event). It follows the stage's phase by one
+	// status write (a checkpoint records the phase mid-reconcile; conditions are computed at its end), so it is
+	// waited for rather than read with the phase.
+	eventually(t, "Ready False ("+ReasonStageFailed+")", func() (bool, string) {
+		c := apimeta.FindStatusCondition(getPromotion(t, f.e.Client, f.ns, p.Name).Status.Conditions, ferryv1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == ReasonStageFailed, fmt.Sprintf("%+v", c)
+	})
 	eventually(t, "a "+ReasonStageFailed+" event naming "+strings.Join(names, ", "), func() (bool, string) {
 		note := eventNote(t, f.e.Client, f.ns, p.Name, ReasonStageFailed)
 		return containsAll(note, names...), note
@@ -79,7 +62,7 @@ func TestMergeThatPinsAnotherDigestIsNotSynced(t *testing.T) {
 		note := eventNote(t, f.e.Client, f.ns, p.Name, ReasonMergeNotPinned)
 		return containsAll(note, names...), note
 	})
-	if st := got.Status.Stages[0]; st.Digest != v1 || st.LastCommit != clean {
+	if st := getPromotion(t, f.e.Client, f.ns, p.Name).Status.Stages[0]; st.Digest != v1 || st.LastCommit != clean {
 		t.Errorf("stage runs %s at %s, want %s at %s", st.Digest, st.LastCommit, v1, clean)
 	}
 	if img := f.deploymentImage(t, f.dev); !strings.HasSuffix(img, "@"+v1) {
