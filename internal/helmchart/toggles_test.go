@@ -124,10 +124,11 @@ func TestControllerToggles(t *testing.T) {
 // TestRegistryWebhookToggles: the webhook's credentials come from files in a volume of the named Secret; turned
 // off, the endpoint, its Service and its volume go.
 func TestRegistryWebhookToggles(t *testing.T) {
-	o := render(t, withDigest("registryWebhook.secretName=registry-notify", "registryWebhook.hmacSecret=true")...)
+	o := render(t, withDigest("registryWebhook.secretName=registry-notify", "registryWebhook.hmacSecret=true",
+		"registryWebhook.forgeSecret=true")...)
 	d, c := deployment(t, o)
 	flags := flagValues(c.Args)
-	for _, file := range []string{flags["webhook-token-file"], flags["webhook-hmac-secret-file"]} {
+	for _, file := range []string{flags["webhook-token-file"], flags["webhook-hmac-secret-file"], flags["forge-webhook-secret-file"]} {
 		if got := secretOfFile(d.Spec.Template.Spec, c, file); got != "registry-notify" {
 			t.Errorf("credential file %q is in a volume of Secret %q; want registry-notify", file, got)
 		}
@@ -139,7 +140,7 @@ func TestRegistryWebhookToggles(t *testing.T) {
 	o = render(t, withDigest("registryWebhook.enabled=false")...)
 	d, c = deployment(t, o)
 	flags = flagValues(c.Args)
-	if flags["webhook-bind-address"] != "0" || flags["webhook-token-file"] != "" {
+	if flags["webhook-bind-address"] != "0" || flags["webhook-token-file"] != "" || flags["forge-webhook-secret-file"] != "" {
 		t.Errorf("registryWebhook.enabled=false passes %v", c.Args)
 	}
 	if o.get("Service", "ferry-controller-webhook") != nil || hasVolume(d.Spec.Template.Spec, "webhook-credentials") {

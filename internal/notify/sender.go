@@ -20,7 +20,8 @@ import (
 // Limits of delivery, so that a receiver that is down, slow or chatty costs Ferry a known, small amount.
 const (
 	// DefaultAttempts is how many times a message is tried before Ferry gives up on it.
-	DefaultAttempts = 5
+	// Eight tries wait 1, 2, 4, 8, 16, 30 and 30 s: a receiver restarting for a minute and a half misses nothing.
+	DefaultAttempts = 8
 	// DefaultBackoff is the wait before the first retry; each later wait doubles, up to DefaultMaxBackoff.
 	DefaultBackoff    = time.Second
 	DefaultMaxBackoff = 30 * time.Second
