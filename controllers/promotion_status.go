@@ -66,7 +66,7 @@ func setConditions(p *ferryv1.Promotion, err error, running bool) {
 
 // ConditionDrifted says that a stage's workloads do not run the digest Git declares for it.
 const (
-	ConditionDrifted = "Drifted"
+	ConditionDrifted = ferryv1.ConditionDrifted
 	ReasonImageDrift = "ImageDrift"
 )
 

@@ -10,6 +10,8 @@ const (
 	ConditionReady       = "Ready"
 	ConditionReconciling = "Reconciling"
 	ConditionStalled     = "Stalled"
+	// ConditionDrifted says that a stage's workloads do not run the digest Git declares for it.
+	ConditionDrifted = "Drifted"
 )
 
 // StagePhase is where a stage stands with the digest in flight. One digest is in flight per stage.

@@ -54,7 +54,9 @@ var stageCard = regexp.MustCompile(`data-stage="([^"]+)"`)
 func TestListShowsEachPromotionWithItsStagesInOrder(t *testing.T) {
 	e := testenv.Need(t, kubeEnv)
 	ns := e.Namespace(t)
-	createPromotion(t, e, ns, "shop", shopStages(), readyCondition(metav1.ConditionFalse, "Progressing", "prod runs a canary"))
+	createPromotion(t, e, ns, "shop", shopStages(), readyCondition(metav1.ConditionFalse, "Progressing", "prod runs a canary"),
+		metav1.Condition{Type: ferryv1.ConditionDrifted, Status: metav1.ConditionTrue, Reason: "ImageDrift",
+			Message: "dev: Deployment web runs sha256:0000 instead of the declared digest", LastTransitionTime: at(0)})
 	createPromotion(t, e, ns, "fresh", nil)
 	_, ts := startDashboard(t, e.Config, ns)
 
@@ -76,6 +78,7 @@ func TestListShowsEachPromotionWithItsStagesInOrder(t *testing.T) {
 		"Canary 1/3 (10%), analysis Running: 1 of 4 missing", // prod's phase with its canary step
 		"→ <code class=\"digest\" title=\"" + digestB,        // prod's in-flight digest
 		"pull request #7",
+		"Drifted: dev: Deployment web runs sha256:0000 instead of the declared digest", // the Drifted condition
 		`href="/promotions/` + ns + `/fresh"`, "not started", // a Promotion the controller has not reconciled
 	} {
 		if !strings.Contains(body, want) {

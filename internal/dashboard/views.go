@@ -18,6 +18,7 @@ type promotionRow struct {
 	Image                string
 	Ready                conditionView
 	Stalled              *conditionView
+	Drifted              *conditionView
 	Stages               []stageCell
 }
 
@@ -65,6 +66,10 @@ func newPromotionRow(p *ferryv1.Promotion, now time.Time) promotionRow {
 	if c := apimeta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
 		v := condition(*c)
 		row.Stalled = &v
+	}
+	if c := apimeta.FindStatusCondition(p.Status.Conditions, ferryv1.ConditionDrifted); c != nil && c.Status == metav1.ConditionTrue {
+		v := condition(*c)
+		row.Drifted = &v
 	}
 	for _, s := range promotionctl.StageRows(p) {
 		row.Stages = append(row.Stages, newStageCell(p, s, now))
