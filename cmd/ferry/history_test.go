@@ -69,22 +69,7 @@ func createShop(t *testing.T, e *testenv.Env, ns string) *ferryv1.Promotion {
 
 func createPromotion(t *testing.T, e *testenv.Env, ns, name string, stages []ferryv1.StageStatus) *ferryv1.Promotion {
 	t.Helper()
-	ctx := context.Background()
-	p, err := testenv.SamplePromotion(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Name = name
-	if err := e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if stages != nil {
-		p.Status.Stages = stages
-		if err := e.Client.Status().Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	return e.CreateSample(t, ns, name, stages)
 }
 
 func getShop(t *testing.T, e *testenv.Env, ns, name string) *ferryv1.Promotion {

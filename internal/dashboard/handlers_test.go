@@ -79,7 +79,7 @@ func TestListShowsEachPromotionWithItsStagesInOrder(t *testing.T) {
 		"→ <code class=\"digest\" title=\"" + digestB,        // prod's in-flight digest
 		"pull request #7",
 		"Drifted: dev: Deployment web runs sha256:0000 instead of the declared digest", // the Drifted condition
-		`href="/promotions/` + ns + `/fresh"`, "not started", // a Promotion the controller has not reconciled
+		`href="/promotions/` + ns + `/fresh"`, "not started",                           // a Promotion the controller has not reconciled
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the list lacks %q", want)

@@ -85,22 +85,7 @@ func shopStages() []ferryv1.StageStatus {
 // status subresource as the controller does.
 func createPromotion(t *testing.T, e *testenv.Env, ns, name string, stages []ferryv1.StageStatus, conditions ...metav1.Condition) *ferryv1.Promotion {
 	t.Helper()
-	ctx := context.Background()
-	p, err := testenv.SamplePromotion(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Name = name
-	if err := e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if stages != nil || conditions != nil {
-		p.Status.Stages, p.Status.Conditions = stages, conditions
-		if err := e.Client.Status().Update(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	return e.CreateSample(t, ns, name, stages, conditions...)
 }
 
 func readyCondition(status metav1.ConditionStatus, reason, message string) metav1.Condition {

@@ -1,12 +1,14 @@
 package testenv
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	corev1 "k8s.io/api/core/v1"
@@ -58,4 +60,26 @@ func SampleSecrets(ns string) ([]client.Object, error) {
 			".dockerconfigjson": `{"auths":{"127.0.0.1:5002":{"auth":"ZmVycnk6bm90LWEtc2VjcmV0"}}}`,
 		}),
 	}, nil
+}
+
+// CreateSample creates the sample Promotion as name in namespace ns and, when stages or conditions are given,
+// writes them through the status subresource, as the controller would have left them.
+func (e *Env) CreateSample(t testing.TB, ns, name string, stages []ferryv1.StageStatus, conditions ...metav1.Condition) *ferryv1.Promotion {
+	t.Helper()
+	ctx := context.Background()
+	p, err := SamplePromotion(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Name = name
+	if err := e.Client.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if stages != nil || conditions != nil {
+		p.Status.Stages, p.Status.Conditions = stages, conditions
+		if err := e.Client.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
 }
