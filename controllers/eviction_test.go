@@ -47,7 +47,9 @@ func TestClustersNoStageUsesAreLetGo(t *testing.T) {
 	clusters("every stage forgotten", 0)
 }
 
-// Deleting a Promotion lets go of the clusters its stages synced to.
+// Deleting a Promotion lets go of the clusters its stages synced to. Every test's manager reconciles every
+// Promotion on the shared API server, so Promotions other tests left behind may keep the same cluster in use: the
+// test checks that this Promotion's stages no longer hold any cluster and that no cluster is kept unused.
 func TestDeletedPromotionLetsItsClustersGo(t *testing.T) {
 	f := newStagesFixture(t)
 	ctx := context.Background()
@@ -58,15 +60,40 @@ func TestDeletedPromotionLetsItsClustersGo(t *testing.T) {
 	}
 	f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev", "staging")
 	g := f.syncer.Syncer.(*GitopsSyncer)
-	if g.Clusters() == 0 {
-		t.Fatal("no cluster kept while the stages run")
+	owners := []string{p.Namespace + "." + p.Name + ".dev", p.Namespace + "." + p.Name + ".staging"}
+	if held, unused := g.holders(owners); held != len(owners) || unused != 0 {
+		t.Fatalf("while the stages run: %d of %d stages hold a cluster, %d clusters unused", held, len(owners), unused)
 	}
 	if err := f.e.Client.Delete(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true,
-		func(context.Context) (bool, error) { return g.Clusters() == 0, nil })
+	var held, unused int
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		held, unused = g.holders(owners)
+		return held == 0 && unused == 0, nil
+	})
 	if err != nil {
-		t.Fatalf("%d clusters still kept after the Promotion was deleted", g.Clusters())
+		t.Fatalf("after the Promotion was deleted: %d of its stages still hold a cluster, %d clusters kept unused", held, unused)
 	}
+}
+
+// holders counts the owners that hold a cluster, and the clusters no owner uses.
+func (g *GitopsSyncer) holders(owners []string) (held, unused int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	used := map[string]bool{}
+	for _, key := range g.users {
+		used[key] = true
+	}
+	for _, owner := range owners {
+		if _, ok := g.users[owner]; ok {
+			held++
+		}
+	}
+	for key := range g.clusters {
+		if !used[key] {
+			unused++
+		}
+	}
+	return held, unused
 }
