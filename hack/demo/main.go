@@ -247,7 +247,7 @@ func (d *demo) firstRelease(ctx context.Context) error {
 
 // secondRelease shows an unsigned push going nowhere, then 1.1.0 following 1.0.0, through prod's canary.
 func (d *demo) secondRelease(ctx context.Context) error {
-	step("Someone pushes shop:1.0.5 without signing it")
+	step("Someone pushes shop:1.0.5 without signing it: Ferry waits 5 s for a signature (signatureGracePeriod), then rejects it")
 	unsigned, err := d.release("1.0.5", false)
 	if err != nil {
 		return err
