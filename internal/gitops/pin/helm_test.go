@@ -56,19 +56,24 @@ func TestHelmValuesKeepsCommentsAndTag(t *testing.T) {
 		want: "# the image\nimage: ghcr.io/acme/app@" + d2 + " # kept for humans\n",
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, err := HelmValues("values.yaml", []byte(tt.in), tt.key, tt.tgt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(res.Output) != tt.want {
-				t.Fatalf("got:\n%s\nwant:\n%s", res.Output, tt.want)
-			}
-			again, err := HelmValues("values.yaml", res.Output, tt.key, tt.tgt)
-			if err != nil || again.Changed {
-				t.Fatalf("pinning again: changed=%v err=%v", again.Changed, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkHelmPin(t, tt.key, tt.in, tt.want, tt.tgt) })
+	}
+}
+
+// checkHelmPin pins tgt at key in the values in, expects want, and expects pinning the result again to change
+// nothing.
+func checkHelmPin(t *testing.T, key, in, want string, tgt Target) {
+	t.Helper()
+	res, err := HelmValues("values.yaml", []byte(in), key, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Output) != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", res.Output, want)
+	}
+	again, err := HelmValues("values.yaml", res.Output, key, tgt)
+	if err != nil || again.Changed {
+		t.Fatalf("pinning again: changed=%v err=%v", again.Changed, err)
 	}
 }
 

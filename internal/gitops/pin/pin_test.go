@@ -236,15 +236,7 @@ func TestHelmValues(t *testing.T) {
 		want: "image:\n  registry: prod.example.com\n  repository: acme/app\n  digest: " + d2 + "\n",
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res, err := HelmValues("values.yaml", []byte(tt.in), tt.key, tt.tgt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(res.Output) != tt.want {
-				t.Fatalf("got:\n%s\nwant:\n%s", res.Output, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkHelmPin(t, tt.key, tt.in, tt.want, tt.tgt) })
 	}
 }
 
