@@ -118,7 +118,7 @@ func (r *PromotionReconciler) queueNotifications(s *scope) {
 				continue
 			}
 			n := pendingNotification(s, rc.Name, t)
-			if !owes(st.Notifications, n.ID) {
+			if !slices.ContainsFunc(st.Notifications, func(o ferryv1.PendingNotification) bool { return o.ID == n.ID }) {
 				st.Notifications = append(st.Notifications, n)
 			}
 		}
@@ -143,15 +143,6 @@ func pendingNotification(s *scope, receiver string, t transition) ferryv1.Pendin
 	return ferryv1.PendingNotification{ID: hex.EncodeToString(sum[:16]), Receiver: receiver, Event: t.event, Stage: t.stage,
 		Digest: t.digest, PreviousDigest: t.previous, Commit: t.commit, PullRequestURL: cut(t.pullRequest),
 		Approver: cut(t.approver), RequestedBy: cut(t.requestedBy), Message: cut(t.message), Time: s.now}
-}
-
-func owes(outbox []ferryv1.PendingNotification, id string) bool {
-	for _, n := range outbox {
-		if n.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // boundOutbox keeps the outbox within maxOutbox by dropping its oldest entries, counted and named in the

@@ -98,11 +98,10 @@ func analysisTransitions(b, a *ferryv1.StageStatus) []transition {
 	if t.previous == run.Digest {
 		t.previous = ""
 	}
+	t.event = ferryv1.EventHeld
 	if run.Phase == ferryv1.AnalysisFailed {
 		t.event, t.requestedBy = ferryv1.EventAnalysisFailed, run.AbortedBy
-		return []transition{t}
 	}
-	t.event = ferryv1.EventHeld
 	return []transition{t}
 }
 

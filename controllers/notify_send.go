@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -68,12 +69,7 @@ func setNotificationsCondition(p *ferryv1.Promotion, status metav1.ConditionStat
 }
 
 func receiverIndex(p *ferryv1.Promotion, name string) int {
-	for i, rc := range p.Spec.Notifications {
-		if rc.Name == name {
-			return i
-		}
-	}
-	return -1
+	return slices.IndexFunc(p.Spec.Notifications, func(rc ferryv1.NotificationReceiver) bool { return rc.Name == name })
 }
 
 // sendNotifications hands the dispatcher what the outbox holds as last written — never an entry whose write may
@@ -112,9 +108,10 @@ func (r *PromotionReconciler) loadReceiver(ctx context.Context, p *ferryv1.Promo
 		if err != nil {
 			return nil, fmt.Errorf("%s: reading Secret %q: %w", field, ref.Name, err)
 		}
-		value, ok := data[orDefault(ref.Key, def)]
+		key := orDefault(ref.Key, def)
+		value, ok := data[key]
 		if !ok {
-			return nil, fmt.Errorf("%s: Secret %q has no key %q", field, ref.Name, orDefault(ref.Key, def))
+			return nil, fmt.Errorf("%s: Secret %q has no key %q", field, ref.Name, key)
 		}
 		return []byte(strings.TrimSpace(string(value))), nil
 	}

@@ -51,9 +51,9 @@ func sampleMessage(id string) Message {
 		Message: "healthy and soaked", Time: time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)}
 }
 
-// TestWebhookIsSignedWithTheReceiversKey: a real receiver recomputes the HMAC of the exact body with the key and
-// finds the facts of the change in the body and the delivery id in the header.
-func TestWebhookIsSignedWithTheReceiversKey(t *testing.T) {
+// recordingReceiver is a real HTTP receiver that hands the test the one request it gets and its body.
+func recordingReceiver(t *testing.T) (*httptest.Server, <-chan *http.Request, <-chan []byte) {
+	t.Helper()
 	got := make(chan *http.Request, 1)
 	bodies := make(chan []byte, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +62,13 @@ func TestWebhookIsSignedWithTheReceiversKey(t *testing.T) {
 		bodies <- b
 	}))
 	t.Cleanup(srv.Close)
+	return srv, got, bodies
+}
+
+// TestWebhookIsSignedWithTheReceiversKey: a real receiver recomputes the HMAC of the exact body with the key and
+// finds the facts of the change in the body and the delivery id in the header.
+func TestWebhookIsSignedWithTheReceiversKey(t *testing.T) {
+	srv, got, bodies := recordingReceiver(t)
 	d, outcomes := startDispatcher(t, Options{})
 	if !d.Submit(Delivery{Owner: "shop/web", Receiver: Receiver{Name: "ci", Type: Webhook, URL: srv.URL, Key: testKey},
 		Message: sampleMessage("d-1")}) {
@@ -98,14 +105,7 @@ func TestWebhookIsSignedWithTheReceiversKey(t *testing.T) {
 }
 
 func TestSlackGetsTextWithoutSignature(t *testing.T) {
-	got := make(chan *http.Request, 1)
-	bodies := make(chan []byte, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- r
-		bodies <- b
-	}))
-	t.Cleanup(srv.Close)
+	srv, got, bodies := recordingReceiver(t)
 	d, outcomes := startDispatcher(t, Options{})
 	m := sampleMessage("d-2")
 	m.Message = "<!channel> failed & rolled back"

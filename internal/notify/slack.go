@@ -45,9 +45,9 @@ func SlackText(m Message) string {
 }
 
 // slackEscape escapes the three characters Slack's mrkdwn gives meaning to (<@here>, <url|text>, &amp;).
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func slackEscape(s string) string { return slackEscaper.Replace(s) }
+
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // shortDigest keeps "sha256:" and 12 hex digits: enough to tell digests apart in a chat line.
 func shortDigest(d string) string {
