@@ -15,14 +15,19 @@ import (
 
 // ensureEvidence makes sure stage i holds evidence for its in-flight digest before a pull request shows it. The
 // copy records it; a stage that reached Writing or AwaitingApproval without it (a Ferry from before evidence
-// was recorded) verifies the digest in the stage registry again now. It reports a digest that no longer
-// verifies with the error that says why; a registry that could not be read is a retrying error.
+// was recorded) verifies the digest in the stage registry again now (see verifyInStage).
 func (r *PromotionReconciler) ensureEvidence(ctx context.Context, s *scope, i int) (refused error, err error) {
 	st := s.stage(i)
 	if ev := st.Evidence; ev != nil && ev.Digest == st.InFlightDigest {
 		return nil, nil
 	}
-	ref := s.p.Spec.Stages[i].Registry.Repository + "@" + st.InFlightDigest
+	return verifyInStage(ctx, s, i, s.p.Spec.Stages[i].Registry.Repository+"@"+st.InFlightDigest)
+}
+
+// verifyInStage verifies ref, stage i's in-flight digest in the stage registry, and keeps what it found as the
+// stage's evidence. It reports a digest that does not verify with the error that says why (see
+// verificationFailed); a registry that could not be read is a retrying error.
+func verifyInStage(ctx context.Context, s *scope, i int, ref string) (refused error, err error) {
 	res, err := verifyAt(ctx, s.in.stages[i], ref, s.in.policy)
 	if err != nil && signature.KindOf(err) == "" {
 		return nil, retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", ref, err))
@@ -30,8 +35,13 @@ func (r *PromotionReconciler) ensureEvidence(ctx context.Context, s *scope, i in
 	if err != nil {
 		return err, nil
 	}
-	s.recordEvidence(i, st.InFlightDigest, ref, res)
+	s.recordEvidence(i, s.stage(i).InFlightDigest, ref, res)
 	return nil, nil
+}
+
+// verificationFailed is the reason a digest fails when it does not verify in the stage registry.
+func verificationFailed(why error) string {
+	return fmt.Sprintf("verification failed in the stage registry: %v", why)
 }
 
 // reportOnPullRequest shows Ferry's view on stage i's pull request: its one evidence comment and status on
@@ -114,7 +124,7 @@ func (r *PromotionReconciler) checkOpen(ctx context.Context, s *scope, i int, pr
 func (r *PromotionReconciler) refuseOpen(ctx context.Context, s *scope, i int, provider scm.Provider, repo string, pr scm.PullRequest,
 	why error) (bool, error) {
 	st := s.stage(i)
-	reason := fmt.Sprintf("verification failed in the stage registry: %v", why)
+	reason := verificationFailed(why)
 	r.reportQuietly(ctx, s, i, provider, repo, st.PullRequest.HeadSHA, failureStatus(st.Name, reason, pr.URL))
 	if err := provider.ClosePullRequest(ctx, repo, pr.Number, "Ferry closed this pull request: "+reason); err != nil {
 		if errors.Is(err, scm.ErrMerged) {

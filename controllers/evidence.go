@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/scm"
 	"github.com/ferrycd/ferry/internal/signature"
+	"github.com/ferrycd/ferry/internal/text"
 )
 
 // Bounds of the evidence kept in a stage's status (see ferryv1.DigestEvidence): a handful of signers and
@@ -201,14 +201,7 @@ func shortPredicate(t string) string {
 	return t
 }
 
-// clipTo cuts s to n bytes on a rune boundary, for status fields with a maximum length.
+// clipTo cuts s to at most n bytes of valid UTF-8, for status fields with a maximum length.
 func clipTo(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return text.Cut(strings.ToValidUTF8(s, "?"), n)
 }

@@ -10,7 +10,6 @@ import (
 
 	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
 	"github.com/ferrycd/ferry/internal/registry"
-	"github.com/ferrycd/ferry/internal/signature"
 )
 
 // copyStage copies the in-flight digest, with every signature, attestation and SBOM attached to it, into the
@@ -33,15 +32,14 @@ func (r *PromotionReconciler) copyStage(ctx context.Context, s *scope, i int) (b
 	if err != nil {
 		return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("copying %s: %w", st.InFlightSource, err))
 	}
-	verified, err := verifyAt(ctx, s.in.stages[i], res.Destination, s.in.policy)
+	refused, err := verifyInStage(ctx, s, i, res.Destination) // keeps what a pull request for it will show
 	if err != nil {
-		if signature.KindOf(err) == "" {
-			return false, retrying(ReasonRegistryUnavailable, fmt.Errorf("verifying %s: %w", res.Destination, err))
-		}
-		r.failDigest(s, i, fmt.Sprintf("verification failed in the stage registry: %v", err))
+		return false, err
+	}
+	if refused != nil {
+		r.failDigest(s, i, verificationFailed(refused))
 		return true, nil
 	}
-	s.recordEvidence(i, st.InFlightDigest, res.Destination, verified) // what a pull request for it will show
 	r.metrics().AddCopy(s.metricsStage(i), res.BytesMoved, int(res.Requests))
 	r.event(s.p, corev1.EventTypeNormal, ReasonCopied, "stage %s: copied %s (%d blobs copied, %d mounted, %d present; %d referrers, %d signature tags) and verified it there",
 		st.Name, res.Destination, res.BlobsCopied, res.BlobsMounted, res.BlobsSkipped, res.ReferrersCopied+res.ReferrersSkipped, res.TagsCopied+res.TagsSkipped)

@@ -115,11 +115,13 @@ func (r *PromotionReconciler) openPullRequest(ctx context.Context, s *scope, i i
 	if err := r.ensureFinalizer(ctx, s.p); err != nil {
 		return false, err
 	}
-	if refused, err := r.ensureEvidence(ctx, s, i); err != nil || refused != nil {
-		if refused != nil {
-			r.failDigest(s, i, fmt.Sprintf("verification failed in the stage registry: %v", refused))
-		}
-		return refused != nil, err
+	refused, err := r.ensureEvidence(ctx, s, i)
+	if err != nil {
+		return false, err
+	}
+	if refused != nil {
+		r.failDigest(s, i, verificationFailed(refused))
+		return true, nil
 	}
 	req.BaseBranch, req.Remote.Branch = s.in.git.Branch, branch
 	res, err := r.Engines.Git.Pin(ctx, req)
