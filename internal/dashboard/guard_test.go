@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -124,21 +125,10 @@ func TestEventsNameThePromotionThatChanged(t *testing.T) {
 	createPromotion(t, e, ns, "shop", shopStages())
 	_, ts := startDashboard(t, e.Config, ns)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+	lines := openEvents(t, ts)
+	if ct := lines.contentType; ct != "text/event-stream" {
 		t.Fatalf("Content-Type = %q", ct)
 	}
-	lines := bufio.NewScanner(resp.Body)
 	// The stream is open: change the Promotion until its change arrives (the watch may start after the first
 	// write, which the initial list then reports as ADDED — any event naming shop will do).
 	updateStatus(t, e, ns, "shop", func(p *ferryv1.Promotion) { p.Status.Stages[1].Phase = ferryv1.PhasePromoted })
@@ -157,18 +147,7 @@ func TestEventsSayWhyLiveUpdatesStopped(t *testing.T) {
 	createPromotion(t, e, ns, "shop", shopStages())
 	_, ts := startDashboard(t, userWithVerbs(t, e, ns, "no-watch", "get", "list"), ns)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := bufio.NewScanner(resp.Body)
+	lines := openEvents(t, ts)
 	for lines.Scan() {
 		if line := lines.Text(); strings.Contains(line, `"type":"PROBLEM"`) {
 			if !strings.Contains(line, "live updates stopped") || !strings.Contains(line, `cannot watch resource \"promotions\"`) {
@@ -178,6 +157,29 @@ func TestEventsSayWhyLiveUpdatesStopped(t *testing.T) {
 		}
 	}
 	t.Fatalf("the stream ended without saying live updates stopped: %v", lines.Err())
+}
+
+// eventStream is the open /events stream of a dashboard, read line by line.
+type eventStream struct {
+	*bufio.Scanner
+	contentType string
+}
+
+// openEvents opens the dashboard's /events stream for at most a minute; it is closed when the test ends.
+func openEvents(t *testing.T, ts *httptest.Server) eventStream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return eventStream{Scanner: bufio.NewScanner(resp.Body), contentType: resp.Header.Get("Content-Type")}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
