@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -19,27 +18,6 @@ import (
 	"github.com/ferrycd/ferry/internal/testenv"
 	"github.com/ferrycd/ferry/internal/webhook"
 )
-
-// startGitea runs a Gitea of the test's own (FERRY_GITEA, built by hack/gitea.sh) until the test ends; it skips
-// without one, or fails under FERRY_REQUIRE_TOOLS=1.
-func startGitea(t *testing.T) *giteatest.Server {
-	t.Helper()
-	bin := os.Getenv(giteatest.EnvBinary)
-	if bin == "" {
-		if os.Getenv(giteatest.EnvRequireTools) == "1" {
-			t.Fatalf("%s is not set and %s=1: export %s=$(hack/gitea.sh)", giteatest.EnvBinary, giteatest.EnvRequireTools, giteatest.EnvBinary)
-		}
-		t.Skipf("%s is not set: `make test` sets it (or export %s=$(hack/gitea.sh))", giteatest.EnvBinary, giteatest.EnvBinary)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	g, err := giteatest.Start(ctx, bin)
-	if err != nil {
-		t.Fatalf("starting Gitea: %v", err)
-	}
-	t.Cleanup(g.Stop)
-	return g
-}
 
 // giteaDeploy is a deploy repository on Gitea: owned by the platform team, written by Ferry's bot, approved by a
 // release manager who merges Ferry's pull requests.
@@ -143,7 +121,7 @@ func serveForgeWebhook(t *testing.T, r *PromotionReconciler, secret string) stri
 // webhook can explain it.
 func TestGiteaMergeWebhookEndsTheApprovalWait(t *testing.T) {
 	e := testenv.Need(t, env)
-	g := startGitea(t)
+	g := giteatest.StartForTest(t)
 	f := newPipelineFixture(t, e)
 	d := newGiteaDeploy(t, g, map[string]string{
 		"envs/dev/kustomization.yaml": "resources:\n  - deployment.yaml\nimages:\n  - name: " + f.stageReg.Host + "/dev/shop\n    newTag: \"0.9\"\n",
