@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,9 @@ func TestReleaseOnARealRegistry(t *testing.T) {
 	dist := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	res, rec, err := buildImage(ctx, buildOptions{dist: dist, version: "v1.2.3-releasetest", platforms: "linux/amd64,linux/arm64",
+	// This machine's platform only: internal/image's test builds and checks both release platforms; what is tested
+	// here is the publishing, which one platform exercises as well as two, at half the compiling and compressing.
+	res, rec, err := buildImage(ctx, buildOptions{dist: dist, version: "v1.2.3-releasetest", platforms: "linux/" + runtime.GOARCH,
 		source: "https://github.com/ferrycd/ferry", moduleDir: root, caDir: image.DebianCADir})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,9 @@ func TestMonitoringToggles(t *testing.T) {
 		if len(on) != len(off)+1 {
 			t.Errorf("%s.enabled=true renders %v; want the defaults and one more object", tg.value, on.names())
 		}
+		if _, err := renderChart(t, withDigest(tg.value+".labels.release=x")...); err == nil || !contains(err.Error(), tg.value+".labels") {
+			t.Errorf("%s.labels with the object off was accepted and ignored: %v", tg.value, err)
+		}
 	}
 	if got := render(t, withDigest("monitoring.dashboard.enabled=true")...).must(t, "ConfigMap", "ferry-dashboard").GetLabels()["grafana_dashboard"]; got != "1" {
 		t.Errorf("the dashboard ConfigMap's grafana_dashboard label is %q; want \"1\" for Grafana's sidecar", got)
@@ -149,6 +152,12 @@ func TestRegistryWebhookToggles(t *testing.T) {
 	if _, err := renderChart(t, withDigest("registryWebhook.token=false")...); err == nil || !contains(err.Error(), "registryWebhook") {
 		t.Errorf("a webhook without a credential was rendered: %v", err)
 	}
+	for _, key := range []string{"hmacSecret", "forgeSecret"} {
+		set := "registryWebhook." + key + "=true"
+		if _, err := renderChart(t, withDigest("registryWebhook.enabled=false", set)...); err == nil || !contains(err.Error(), "registryWebhook."+key) {
+			t.Errorf("%s with the webhook off was accepted and ignored: %v", set, err)
+		}
+	}
 }
 
 // TestAuditWebhookToggles: on by default with a chart-made certificate; cert-manager or an existing Secret
@@ -201,6 +210,17 @@ func TestAuditWebhookToggles(t *testing.T) {
 		ca, _, _ := unstructuredString(webhookOf(t, o), "clientConfig", "caBundle")
 		if ca != "Q0E=" {
 			t.Errorf("caBundle %q; want the value given", ca)
+		}
+	})
+	t.Run("certificate values without source=secret are refused", func(t *testing.T) {
+		for _, sets := range [][]string{
+			{"auditWebhook.certificate.existingSecret=mine"},
+			{"auditWebhook.certificate.source=cert-manager", "auditWebhook.certificate.caBundle=Q0E="},
+			{"auditWebhook.enabled=false", "auditWebhook.certificate.source=secret", "auditWebhook.certificate.existingSecret=mine"},
+		} {
+			if _, err := renderChart(t, withDigest(sets...)...); err == nil || !contains(err.Error(), "source=secret") {
+				t.Errorf("%v was accepted and ignored: %v", sets, err)
+			}
 		}
 	})
 }
