@@ -88,6 +88,18 @@ func (f *argoFixture) promotion(stages ...string) *ferryv1.Promotion {
 	return p
 }
 
+// createWithRelease pushes signed release 1.0.0 and creates a Promotion of the stages named; it returns the
+// Promotion and the release's digest.
+func (f *argoFixture) createWithRelease(t testing.TB, stages ...string) (*ferryv1.Promotion, string) {
+	t.Helper()
+	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
+	p := f.promotion(stages...)
+	if err := f.e.Client.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return p, v1
+}
+
 // engines syncs ArgoCD-mode stages with syncer, and has no engine for Ferry's own mode: nothing here is applied
 // by Ferry.
 func (f *argoFixture) engines(t testing.TB, syncer Syncer) Engines {
@@ -232,12 +244,7 @@ func TestArgoCDPromotionReachesProd(t *testing.T) {
 	f.application(t, "prod", false)
 	held := &heldSyncer{Syncer: newArgoSyncer(t)}
 	startManager(t, f.engines(t, held))
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion("dev", "prod")
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	p, v1 := f.createWithRelease(t, "dev", "prod")
 
 	// Ferry pinned dev but Argo CD has not heard of it: healthy at the older commit is not healthy.
 	waitFor(t, argoWait, "dev to wait for Argo CD to sync Ferry's commit", func() (bool, string) {
@@ -272,12 +279,7 @@ func TestArgoCDFailingRolloutRollsBackThroughGit(t *testing.T) {
 	f := newArgoFixture(t, "dev")
 	f.application(t, "dev", true)
 	startManager(t, f.engines(t, newArgoSyncer(t)))
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion("dev")
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	p, v1 := f.createWithRelease(t, "dev")
 	got := f.waitStages(t, p.Name, v1, ferryv1.PhasePromoted, "dev")
 	t.Logf("argocd timing: dev (automated sync) commit to healthy %s", f.commitToHealthy(t, got, "dev", v1).Round(time.Millisecond))
 
@@ -307,12 +309,7 @@ func TestArgoCDFailingRolloutRollsBackThroughGit(t *testing.T) {
 func TestArgoCDMissingApplicationStallsThenRecovers(t *testing.T) {
 	f := newArgoFixture(t, "dev")
 	startManager(t, f.engines(t, newArgoSyncer(t)))
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion("dev")
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	p, v1 := f.createWithRelease(t, "dev")
 	waitFor(t, argoWait, "the Promotion to stall on the missing Application", func() (bool, string) {
 		got := getPromotion(t, f.e.Client, f.ns, p.Name)
 		c := apimeta.FindStatusCondition(got.Status.Conditions, ferryv1.ConditionStalled)
@@ -356,12 +353,7 @@ func TestArgoCDRestartMidSyncResumesOnce(t *testing.T) {
 	f.application(t, "dev", false)
 	crashing := &crashingSyncer{Syncer: newArgoSyncer(t), asked: make(chan struct{})}
 	stop := ferryManager(t, f.e, f.engines(t, crashing))
-	ctx := context.Background()
-	v1 := f.pushRelease(t, "1.0.0", true).DigestStr()
-	p := f.promotion("dev")
-	if err := f.e.Client.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	p, v1 := f.createWithRelease(t, "dev")
 	select {
 	case <-crashing.asked:
 	case <-time.After(argoWait):

@@ -310,6 +310,18 @@ func (e *externalWatches) read(ctx context.Context, t SyncTarget, k *externalKin
 	return c, u, nil
 }
 
+// readAs is read, with the object decoded by decode into the fields its syncer reads.
+func readAs[T any](ctx context.Context, e *externalWatches, t SyncTarget, k *externalKind,
+	decode func(*unstructured.Unstructured) (T, error)) (*externalCluster, T, error) {
+	c, u, err := e.read(ctx, t, k)
+	if err != nil {
+		var none T
+		return nil, none, err
+	}
+	obj, err := decode(u)
+	return c, obj, err
+}
+
 // informer returns the watch of key in c, if any.
 func (e *externalWatches) informer(c *externalCluster, key externalWatchKey) cache.SharedIndexInformer {
 	e.mu.Lock()

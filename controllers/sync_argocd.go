@@ -120,11 +120,7 @@ func (a *ArgoCDSyncer) Render(t SyncTarget, _ string) ([]*unstructured.Unstructu
 func (a *ArgoCDSyncer) Health(ctx context.Context, t SyncTarget, _ []sync.ObjectRef, _ string) (Health, error) {
 	ctx, cancel := context.WithTimeout(ctx, argoCallTimeout)
 	defer cancel()
-	_, u, err := a.read(ctx, t, argoApplications)
-	if err != nil {
-		return Health{}, err
-	}
-	app, err := applicationOf(u)
+	_, app, err := readAs(ctx, a.externalWatches, t, argoApplications, applicationOf)
 	if err != nil {
 		return Health{}, err
 	}

@@ -155,11 +155,7 @@ func (f *FluxSyncer) Health(ctx context.Context, t SyncTarget, _ []sync.ObjectRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, fluxCallTimeout)
 	defer cancel()
-	c, u, err := f.read(ctx, t, fluxKustomizations)
-	if err != nil {
-		return Health{}, err
-	}
-	k, err := fluxKustomizationOf(u)
+	c, k, err := readAs(ctx, f.externalWatches, t, fluxKustomizations, fluxKustomizationOf)
 	if err != nil {
 		return Health{}, err
 	}

@@ -10,6 +10,7 @@
 package audit
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
@@ -35,12 +36,7 @@ func Companion(request string) string {
 
 // IsRequest reports whether key is one of Requests.
 func IsRequest(key string) bool {
-	for _, r := range Requests {
-		if r == key {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(Requests, key)
 }
 
 // Requester returns who the webhook recorded as having set request, from a Promotion's annotations, when it did.

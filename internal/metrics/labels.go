@@ -1,10 +1,22 @@
 package metrics
 
-import ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+import (
+	"slices"
+
+	ferryv1 "github.com/ferrycd/ferry/api/v1alpha1"
+)
 
 // The label values below are closed sets so that series cannot multiply. A value outside its set is a bug in
 // the caller; it is recorded as "unknown" rather than as a new label value or a panic in the controller.
 const unknown = "unknown"
+
+// closedLabel is v when it is one of set, else unknown.
+func closedLabel[T ~string](v T, set ...T) string {
+	if slices.Contains(set, v) {
+		return string(v)
+	}
+	return unknown
+}
 
 // Result is how a digest's time in a stage ended.
 type Result string
@@ -19,11 +31,7 @@ const (
 )
 
 func (r Result) label() string {
-	switch r {
-	case ResultPromoted, ResultFailed, ResultRolledBack, ResultRejected, ResultSuperseded:
-		return string(r)
-	}
-	return unknown
+	return closedLabel(r, ResultPromoted, ResultFailed, ResultRolledBack, ResultRejected, ResultSuperseded)
 }
 
 // ResultOf maps a stage history outcome to its result label, so that the history entry and the counter always
@@ -59,12 +67,8 @@ const (
 )
 
 func (r VerificationReason) label() string {
-	switch r {
-	case VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch, VerificationMissingAttestation,
-		VerificationNotFound, VerificationMalformed, VerificationTooLarge:
-		return string(r)
-	}
-	return unknown
+	return closedLabel(r, VerificationUnsigned, VerificationUntrusted, VerificationDigestMismatch, VerificationMissingAttestation,
+		VerificationNotFound, VerificationMalformed, VerificationTooLarge)
 }
 
 // RollbackReason is why a stage was rolled back.
@@ -78,11 +82,7 @@ const (
 )
 
 func (r RollbackReason) label() string {
-	switch r {
-	case RollbackManual, RollbackAnalysisFailed, RollbackHealthFailed:
-		return string(r)
-	}
-	return unknown
+	return closedLabel(r, RollbackManual, RollbackAnalysisFailed, RollbackHealthFailed)
 }
 
 // NotificationResult is what became of a notification.
@@ -96,9 +96,5 @@ const (
 )
 
 func (r NotificationResult) label() string {
-	switch r {
-	case NotificationDelivered, NotificationFailed, NotificationDropped:
-		return string(r)
-	}
-	return unknown
+	return closedLabel(r, NotificationDelivered, NotificationFailed, NotificationDropped)
 }
