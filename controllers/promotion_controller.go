@@ -29,6 +29,7 @@ import (
 	"github.com/ferrycd/ferry/internal/metrics"
 	"github.com/ferrycd/ferry/internal/notify"
 	"github.com/ferrycd/ferry/internal/text"
+	"github.com/ferrycd/ferry/internal/webhook"
 )
 
 // referencesIndex indexes Promotions by the Secrets and ConfigMaps they refer to ("Secret/name"), so that a
@@ -73,11 +74,11 @@ type PromotionReconciler struct {
 	ApprovalPollInterval time.Duration
 
 	// pushes carries registry notifications (see Pushed); forges carries forge events (see ForgeChanged).
-	pushes signals
-	forges forgeSignals
+	pushes signals[string]
+	forges signals[webhook.ForgeChange]
 	// notified carries the Promotions a finished delivery concerns (see notificationDone).
 	notifyOnce sync.Once
-	notified   signals
+	notified   signals[string]
 	// seen remembers the Promotions whose metrics were initialised by this process.
 	seen sync.Map
 	// discovered remembers when each Promotion's source was last asked (a discovery); pushed marks the
@@ -91,7 +92,7 @@ type PromotionReconciler struct {
 	// owners maps stage owners (see stageOwner) to their Promotions; changes carries the owners of applied
 	// objects the sync engine saw change.
 	owners  sync.Map
-	changes signals
+	changes signals[string]
 	// queriers and stageClients share Prometheus clients and stage-cluster clients, by server and identity, and
 	// let go of those unused for clientIdleTTL (see shared); canaryObjects remembers the Deployments a commit's
 	// canary copies (see canaryWorkloads).

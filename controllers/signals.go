@@ -11,26 +11,26 @@ import (
 )
 
 // signals carries keys from outside the controller (a registry notification's repository, a changed object's
-// owner) to a watch that turns each into reconcile requests. Sending never blocks: when the buffer is full the
-// signal is dropped, and polling finds what it would have said.
-type signals struct {
+// owner, a forge event) to a watch that turns each into reconcile requests. Sending never blocks: when the buffer
+// is full the signal is dropped, and polling finds what it would have said.
+type signals[K any] struct {
 	once sync.Once
-	ch   chan event.TypedGenericEvent[string]
+	ch   chan event.TypedGenericEvent[K]
 }
 
 // signalBuffer bounds the signals waiting to be turned into reconcile requests; the watch drains them
 // continuously.
 const signalBuffer = 1024
 
-func (s *signals) channel() chan event.TypedGenericEvent[string] {
-	s.once.Do(func() { s.ch = make(chan event.TypedGenericEvent[string], signalBuffer) })
+func (s *signals[K]) channel() chan event.TypedGenericEvent[K] {
+	s.once.Do(func() { s.ch = make(chan event.TypedGenericEvent[K], signalBuffer) })
 	return s.ch
 }
 
 // send offers key to the watch, and reports whether it was taken.
-func (s *signals) send(key string) bool {
+func (s *signals[K]) send(key K) bool {
 	select {
-	case s.channel() <- event.TypedGenericEvent[string]{Object: key}:
+	case s.channel() <- event.TypedGenericEvent[K]{Object: key}:
 		return true
 	default:
 		return false
@@ -38,6 +38,6 @@ func (s *signals) send(key string) bool {
 }
 
 // source is the watch: requests maps a key to the Promotions to reconcile.
-func (s *signals) source(requests func(ctx context.Context, key string) []reconcile.Request) source.Source {
+func (s *signals[K]) source(requests func(ctx context.Context, key K) []reconcile.Request) source.Source {
 	return source.Channel(s.channel(), handler.TypedEnqueueRequestsFromMapFunc(requests))
 }

@@ -3,7 +3,7 @@ package controllers
 import "testing"
 
 func TestSignalsNeverBlockTheSender(t *testing.T) {
-	var s signals
+	var s signals[string]
 	for i := 0; i < signalBuffer; i++ {
 		if !s.send("shop") {
 			t.Fatalf("signal %d dropped with room in the buffer", i)

@@ -3,13 +3,10 @@ package controllers
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -79,35 +76,20 @@ func indexGitRepository(obj client.Object) []string {
 	return []string{strings.ToLower(repo)}
 }
 
-// forgeSignals carries forge events to the watch that turns them into reconcile requests (as signals does for
-// registry notifications). Sending never blocks: with the buffer full the event is refused, the forge is
-// answered 503 and retries, and the approval poll finds the merge in any case.
-type forgeSignals struct {
-	once sync.Once
-	ch   chan event.TypedGenericEvent[webhook.ForgeChange]
-}
-
-func (f *forgeSignals) channel() chan event.TypedGenericEvent[webhook.ForgeChange] {
-	f.once.Do(func() { f.ch = make(chan event.TypedGenericEvent[webhook.ForgeChange], signalBuffer) })
-	return f.ch
-}
-
 // ForgeChanged tells the reconciler what a forge event says changed (from internal/webhook) and reports whether
 // the wake-up was queued. It never blocks; a refused wake-up is counted like a registry notification's
 // (ferry_webhook_notifications_dropped_total).
 func (r *PromotionReconciler) ForgeChanged(change webhook.ForgeChange) bool {
-	select {
-	case r.forges.channel() <- event.TypedGenericEvent[webhook.ForgeChange]{Object: change}:
+	if r.forges.send(change) {
 		return true
-	default:
-		r.metrics().CountWebhookDrop()
-		return false
 	}
+	r.metrics().CountWebhookDrop()
+	return false
 }
 
 // forgeSource turns forge events into reconcile requests for the Promotions that wait on them.
 func (r *PromotionReconciler) forgeSource() source.Source {
-	return source.Channel(r.forges.channel(), handler.TypedEnqueueRequestsFromMapFunc(
+	return r.forges.source(
 		func(ctx context.Context, change webhook.ForgeChange) []reconcile.Request {
 			var list ferryv1.PromotionList
 			if err := r.List(ctx, &list, client.MatchingFields{gitRepositoryIndex: change.Repository}); err != nil {
@@ -121,7 +103,7 @@ func (r *PromotionReconciler) forgeSource() source.Source {
 				}
 			}
 			return reqs
-		}))
+		})
 }
 
 // waitsOn says whether p waits on what change reports: a pull request of p's that was closed or merged, or a push
